@@ -1,0 +1,3 @@
+from dataworks.cli import main
+
+main()

@@ -1,0 +1,149 @@
+"""Options every command takes, and the wrapper that maps errors to exit codes.
+
+`@command_options` appends `--profile --env-file --quiet --debug --log-format` to a typer
+command's signature and hands the command a `CommonOptions`; the command body runs inside
+`run_cli`, so a `DataWorksError` becomes one line on stderr and its exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from dataworks.config.settings import Settings, load_settings, mask_uri
+from dataworks.errors import DataWorksError
+from dataworks.monitoring.logs import configure_logging
+
+F = TypeVar("F", bound=Callable[..., Any])
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+log = logging.getLogger("dataworks")
+
+
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+@dataclass(frozen=True)
+class CommonOptions:
+    profile: str | None = None
+    env_file: Path | None = None
+    quiet: bool = False
+    debug: bool = False
+    log_format: LogFormat = LogFormat.text
+
+    def settings(self, **overrides: Any) -> Settings:
+        return load_settings(profile=self.profile, env_file=self.env_file, overrides=overrides)
+
+
+_COMMON_PARAMETERS = [
+    inspect.Parameter(
+        "profile",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(
+                "--profile",
+                help="Settings profile: dev, data-ingest or data-migration "
+                "(default: FRAMEWORK_PROFILE, else dev).",
+                rich_help_panel="Common options",
+            ),
+        ],
+    ),
+    inspect.Parameter(
+        "env_file",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Path | None,
+            typer.Option(
+                "--env-file",
+                help="Read settings from this file instead of ./.env_local.",
+                rich_help_panel="Common options",
+            ),
+        ],
+    ),
+    inspect.Parameter(
+        "quiet",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool,
+            typer.Option("--quiet", "-q", help="Only errors and the final summary.",
+                         rich_help_panel="Common options"),
+        ],
+    ),
+    inspect.Parameter(
+        "debug",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool,
+            typer.Option("--debug", help="Show tracebacks and debug logs.",
+                         rich_help_panel="Common options"),
+        ],
+    ),
+    inspect.Parameter(
+        "log_format",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=LogFormat.text,
+        annotation=Annotated[
+            LogFormat,
+            typer.Option("--log-format", help="text for people, json for one object per line.",
+                         rich_help_panel="Common options"),
+        ],
+    ),
+]
+_COMMON_NAMES = {p.name for p in _COMMON_PARAMETERS}
+
+
+def command_options(func: F) -> F:
+    """Add the common options to a command that takes `common: CommonOptions`."""
+    signature = inspect.signature(func)
+    own = [p for name, p in signature.parameters.items() if name != "common"]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        common = CommonOptions(**{name: kwargs.pop(name) for name in _COMMON_NAMES})
+        configure_logging(
+            fmt=common.log_format.value, quiet=common.quiet, debug=common.debug
+        )
+        return run_cli(common, lambda: func(*args, common=common, **kwargs))
+
+    wrapper.__signature__ = signature.replace(parameters=own + _COMMON_PARAMETERS)  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
+
+
+def run_cli(common: CommonOptions, body: Callable[[], Any]) -> Any:
+    try:
+        return body()
+    except DataWorksError as exc:
+        if common.debug:
+            err_console.print_exception(show_locals=False)
+        log.debug("command failed", exc_info=common.debug)
+        err_console.print(f"[bold red]error:[/] {mask_secrets(str(exc))}", markup=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def mask_secrets(text: str) -> str:
+    import re
+
+    return re.sub(r"mongodb(\+srv)?://\S+", lambda m: mask_uri(m.group(0)), text)
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()

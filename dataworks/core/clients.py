@@ -1,0 +1,122 @@
+"""Database connections. The source side is read-only by construction.
+
+`ReadOnlyCollection` wraps a PyMongo `AsyncCollection` and exposes only reads: there is no
+attribute through which a strategy, the engine or a bug could insert, update, delete or
+drop on the source. Aggregations that write (`$out`, `$merge`) are refused too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import ConfigurationError, InvalidURI
+
+from dataworks.config.settings import mask_uri
+from dataworks.errors import SettingsError
+
+RAW_CODEC: CodecOptions[RawBSONDocument] = CodecOptions(document_class=RawBSONDocument)
+APP_NAME = "dataworks"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one side lives; `uri` may hold a password, so never print it unmasked."""
+
+    uri: str
+    db: str
+    collection: str
+    max_pool_size: int = 10
+    min_pool_size: int = 0
+    max_idle_time_ms: int | None = None
+    server_selection_timeout_ms: int = 10_000
+
+    @property
+    def namespace(self) -> str:
+        return f"{self.db}.{self.collection}"
+
+    def display(self) -> str:
+        return f"{mask_uri(self.uri)} {self.namespace}"
+
+    def host_key(self) -> str:
+        """The URI without credentials or options: part of a run's identity."""
+        after_scheme = self.uri.split("://", 1)[-1]
+        hosts = after_scheme.rsplit("@", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+        return hosts
+
+
+def connect(endpoint: Endpoint, **extra: Any) -> AsyncMongoClient[Any]:
+    """An `AsyncMongoClient` with the endpoint's pool settings; bad URIs become SettingsError."""
+    options: dict[str, Any] = {
+        "maxPoolSize": endpoint.max_pool_size,
+        "minPoolSize": endpoint.min_pool_size,
+        "serverSelectionTimeoutMS": endpoint.server_selection_timeout_ms,
+        "appname": APP_NAME,
+    }
+    if endpoint.max_idle_time_ms:
+        options["maxIdleTimeMS"] = endpoint.max_idle_time_ms
+    options.update(extra)
+    try:
+        return AsyncMongoClient(endpoint.uri, **options)
+    except (InvalidURI, ConfigurationError, ValueError) as exc:
+        message = str(exc).replace(endpoint.uri, mask_uri(endpoint.uri))
+        raise SettingsError(
+            f"connection string {mask_uri(endpoint.uri)} is not valid: {message}"
+        ) from None
+
+
+_WRITING_STAGES = ("$out", "$merge")
+
+
+class ReadOnlyCollection:
+    """The source collection, with read operations only."""
+
+    def __init__(self, collection: AsyncCollection[Any]) -> None:
+        self.__collection = collection
+        self.name = collection.name
+        self.database_name = collection.database.name
+        self.full_name = collection.full_name
+
+    @property
+    def raw(self) -> ReadOnlyCollection:
+        """The same collection returning `RawBSONDocument`s."""
+        return ReadOnlyCollection(self.__collection.with_options(codec_options=RAW_CODEC))
+
+    def find(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__collection.find(*args, **kwargs)
+
+    def find_raw_batches(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__collection.find_raw_batches(*args, **kwargs)
+
+    async def find_one(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.__collection.find_one(*args, **kwargs)
+
+    async def count_documents(self, query: Mapping[str, Any], **kwargs: Any) -> int:
+        return await self.__collection.count_documents(query, **kwargs)
+
+    async def estimated_document_count(self) -> int:
+        return await self.__collection.estimated_document_count()
+
+    async def aggregate(self, pipeline: Sequence[Mapping[str, Any]], **kwargs: Any) -> Any:
+        for stage in pipeline:
+            if any(key in stage for key in _WRITING_STAGES):
+                raise PermissionError("the source is read-only: $out and $merge are refused")
+        return await self.__collection.aggregate(list(pipeline), **kwargs)
+
+    async def list_indexes(self) -> list[dict[str, Any]]:
+        cursor = await self.__collection.list_indexes()
+        return [dict(index) async for index in cursor]
+
+    async def exists(self) -> bool:
+        names = await self.__collection.database.list_collection_names(
+            filter={"name": self.name}
+        )
+        return self.name in names
+
+    async def collection_stats(self) -> dict[str, Any]:
+        return await self.__collection.database.command("collStats", self.name)

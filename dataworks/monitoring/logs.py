@@ -1,0 +1,55 @@
+"""Logging: readable text for people, or one JSON object per line for machines.
+
+Structured events (`run_started`, `checkpoint_saved`, `retry`, `throttled`, `alert`,
+`run_finished`, `error`) are logged with `extra={"event": name, ...fields}`; the JSON
+formatter puts those fields at the top level of the line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+
+
+def configure_logging(*, fmt: str = "text", quiet: bool = False, debug: bool = False) -> None:
+    """Send dataworks logs to stderr in the chosen format (idempotent)."""
+    logger = logging.getLogger("dataworks")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+
+
+def event(logger: logging.Logger, name: str, message: str, level: int = logging.INFO,
+          **fields: Any) -> None:
+    """Log a structured event; `fields` become top-level keys in JSON logs."""
+    logger.log(level, message, extra={"event": name, **fields})

@@ -1,0 +1,79 @@
+"""pytest plugin (entry point `pytest11: dataworks`): real-server fixtures for DataWorks and
+for people who test their own strategies and generators.
+
+- `mongo_uri`: one running MongoDB-API server for the session: `DATAWORKS_TEST_MONGO_URI`
+  when set, else a FerretDB started on a free loopback port (built on first use).
+- `source_uri` / `target_uri`: two servers for migrations (both the external one when
+  `DATAWORKS_TEST_MONGO_URI` is set; tests then use distinct database names).
+- `mongo_client`: an `AsyncMongoClient` on `mongo_uri`.
+- `unique_db_name`: a fresh database name per test.
+
+A server that cannot be had fails the test with the reason; it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from dataworks.testing.ferretdb import FerretDBServer
+
+EXTERNAL_URI_ENV = "DATAWORKS_TEST_MONGO_URI"
+
+
+def _start_server(tmp_path_factory: pytest.TempPathFactory, label: str) -> FerretDBServer:
+    try:
+        return FerretDBServer(Path(tmp_path_factory.mktemp(label))).start()
+    except Exception as exc:  # noqa: BLE001 - turned into a loud failure
+        pytest.fail(
+            f"no MongoDB-API test server: could not start FerretDB ({exc}). "
+            f"Run scripts/dev-server build, or set {EXTERNAL_URI_ENV}.",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def source_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get(EXTERNAL_URI_ENV)
+    if external:
+        yield external
+        return
+    server = _start_server(tmp_path_factory, "ferretdb-source")
+    yield server.uri
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def target_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get(EXTERNAL_URI_ENV)
+    if external:
+        yield external
+        return
+    server = _start_server(tmp_path_factory, "ferretdb-target")
+    yield server.uri
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(source_uri: str) -> str:
+    return source_uri
+
+
+@pytest.fixture
+def unique_db_name() -> str:
+    return f"dwtest_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def mongo_client(mongo_uri: str) -> AsyncIterator[object]:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        mongo_uri, serverSelectionTimeoutMS=10_000
+    )
+    yield client
+    await client.close()

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pytest
+
+from dataworks.config import describe_settings, load_settings, mask_uri
+from dataworks.errors import SettingsError
+
+ENV_NAMES = [
+    "FRAMEWORK_PROFILE", "GEN_BATCH_SIZE", "MIG_BATCH_SIZE", "FRAMEWORK_MAX_INSERT_WORKERS",
+    "GEN_DB_CONNECTION_STRING", "GEN_DB_NAME", "MIG_SOURCE_DB_NAME",
+    "FRAMEWORK_SOURCE_DB_NAME", "MIG_TARGET_DB_CONNECTION_STRING",
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env_local
+
+
+def test_profile_defaults_apply():
+    assert load_settings(profile="dev").mig_batch_size == 500
+    assert load_settings(profile="data-migration").max_insert_workers == 8
+
+
+def test_precedence_cli_over_env_over_file_over_profile(monkeypatch, tmp_path):
+    env_file = tmp_path / "custom.env"
+    env_file.write_text("MIG_BATCH_SIZE=111\nGEN_BATCH_SIZE=222\nFRAMEWORK_MAX_INSERT_WORKERS=3\n")
+    monkeypatch.setenv("GEN_BATCH_SIZE", "333")
+    s = load_settings(profile="data-migration", env_file=env_file,
+                      overrides={"max_insert_workers": 5})
+    assert s.mig_batch_size == 111  # file beats profile
+    assert s.gen_batch_size == 333  # env beats file
+    assert s.max_insert_workers == 5  # command line beats file
+    assert s.parallel_cursors == 4  # profile beats built-in
+
+
+def test_env_local_is_read_by_default(tmp_path):
+    (tmp_path / ".env_local").write_text("FRAMEWORK_PROFILE=data-ingest\nGEN_DB_NAME=fromfile\n")
+    s = load_settings()
+    assert s.profile == "data-ingest" and s.gen_db_name == "fromfile"
+
+
+def test_source_falls_back_to_generation_target(monkeypatch):
+    monkeypatch.setenv("GEN_DB_NAME", "gen")
+    s = load_settings()
+    assert s.mig_source_db_name == "gen"
+    assert s.mig_source_db_connection_string == s.gen_db_connection_string
+
+
+def test_legacy_framework_aliases(monkeypatch):
+    monkeypatch.setenv("FRAMEWORK_SOURCE_DB_NAME", "legacy")
+    assert load_settings().mig_source_db_name == "legacy"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"profile": "prod"}, "unknown profile 'prod'"),
+        ({"overrides": {"gen_batch_size": 0}}, "GEN_BATCH_SIZE"),
+        ({"overrides": {"gen_db_connection_string": "postgres://x"}}, "GEN_DB_CONNECTION_STRING"),
+        ({"env_file": "missing.env"}, "missing.env does not exist"),
+    ],
+)
+def test_bad_settings_name_the_setting(kwargs, expected):
+    with pytest.raises(SettingsError, match=expected):
+        load_settings(**kwargs)
+
+
+def test_mask_uri_hides_password():
+    assert mask_uri("mongodb://u:p%40ss@h:1/db?x=1") == "mongodb://u:****@h:1/db?x=1"
+    assert mask_uri("mongodb+srv://u:pw@cluster.example.net") == "mongodb+srv://u:****@cluster.example.net"
+    assert mask_uri("mongodb://h:1/") == "mongodb://h:1/"
+
+
+def test_describe_settings_reports_origin_and_masks(monkeypatch):
+    monkeypatch.setenv("MIG_TARGET_DB_CONNECTION_STRING", "mongodb://u:topsecret@h/")
+    s = load_settings(profile="data-migration")
+    rows = {r.name: r for r in describe_settings(s, overrides={"profile": "data-migration"})}
+    assert rows["MIG_TARGET_DB_CONNECTION_STRING"].value == "mongodb://u:****@h/"
+    assert rows["MIG_TARGET_DB_CONNECTION_STRING"].origin.startswith("environment")
+    assert rows["FRAMEWORK_MAX_INSERT_WORKERS"].origin == "profile data-migration"
+    assert rows["FRAMEWORK_PROFILE"].origin == "command line"
+    assert "topsecret" not in repr(rows)
