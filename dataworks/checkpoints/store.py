@@ -1,0 +1,134 @@
+"""Where a run's state lives between processes.
+
+A checkpoint is one document per run id: `{"format": N, "run_id": ..., "config_hash": ...,
+<engine-specific fields>}`. Values keep their BSON types (an `_id` high-water mark may be an
+ObjectId, an Int64 or a string), so the file store writes MongoDB canonical extended JSON.
+
+Stores:
+- `TargetCheckpointStore`: the `dataworks_meta.checkpoints` collection on the target cluster
+  (default: state travels with the data).
+- `FileCheckpointStore`: one JSON file per run in a directory, or a single file; written
+  atomically (temp file, fsync, rename) so a crash leaves the old or the new state, never half.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from bson import json_util
+from bson.json_util import JSONOptions, JSONMode
+
+from dataworks.errors import CheckpointError
+
+CHECKPOINT_FORMAT = 1
+META_DB = "dataworks_meta"
+CHECKPOINT_COLLECTION = "checkpoints"
+_JSON = JSONOptions(json_mode=JSONMode.CANONICAL)
+
+
+class CheckpointStore(Protocol):
+    description: str
+
+    async def load(self, run_id: str) -> dict[str, Any] | None: ...
+
+    async def save(self, run_id: str, state: dict[str, Any]) -> None: ...
+
+    async def delete(self, run_id: str) -> None: ...
+
+
+class TargetCheckpointStore:
+    """Checkpoints in `dataworks_meta.checkpoints` on the target."""
+
+    def __init__(self, client: Any, database: str = META_DB) -> None:
+        self._collection = client[database][CHECKPOINT_COLLECTION]
+        self.description = f"target {database}.{CHECKPOINT_COLLECTION}"
+
+    async def load(self, run_id: str) -> dict[str, Any] | None:
+        doc = await self._collection.find_one({"_id": run_id})
+        if doc is None:
+            return None
+        doc.pop("_id", None)
+        return dict(doc)
+
+    async def save(self, run_id: str, state: dict[str, Any]) -> None:
+        await self._collection.replace_one({"_id": run_id}, {"_id": run_id, **state}, upsert=True)
+
+    async def delete(self, run_id: str) -> None:
+        await self._collection.delete_one({"_id": run_id})
+
+
+class FileCheckpointStore:
+    """Checkpoints as extended-JSON files.
+
+    `path` ending in `.json` is one file holding one run; any other path is a directory with
+    one `<run_id>.json` per run.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.description = f"file {self.path}"
+
+    def _file(self, run_id: str) -> Path:
+        if self.path.suffix == ".json":
+            return self.path
+        return self.path / f"{run_id}.json"
+
+    async def load(self, run_id: str) -> dict[str, Any] | None:
+        file = self._file(run_id)
+        if not file.exists():
+            return None
+        try:
+            state = json_util.loads(file.read_text(encoding="utf-8"), json_options=_JSON)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CheckpointError(
+                f"checkpoint file {file} is corrupt ({exc})",
+                hint="delete it or run with --force-from-start to begin again",
+            ) from None
+        if not isinstance(state, dict):
+            raise CheckpointError(f"checkpoint file {file} does not hold a JSON object")
+        if self.path.suffix == ".json" and state.get("run_id") not in (None, run_id):
+            raise CheckpointError(
+                f"checkpoint file {file} belongs to another run ({state.get('run_id')})",
+                hint="use another file, or --force-from-start to overwrite it",
+            )
+        return state
+
+    async def save(self, run_id: str, state: dict[str, Any]) -> None:
+        write_atomically(self._file(run_id), json_util.dumps(state, json_options=_JSON, indent=1))
+
+    async def delete(self, run_id: str) -> None:
+        self._file(run_id).unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """temp file in the same directory, fsync, rename: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def parse_store_spec(spec: str) -> tuple[str, str | None]:
+    """`target` -> ("target", None); `file:PATH` -> ("file", PATH)."""
+    if spec == "target":
+        return "target", None
+    if spec.startswith("file:") and len(spec) > 5:
+        return "file", spec[5:]
+    raise CheckpointError(
+        f"unknown checkpoint store '{spec}'", hint="use --checkpoint-store target or file:PATH"
+    )

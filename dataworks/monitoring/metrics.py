@@ -1,0 +1,63 @@
+"""Counters the engines bump; progress displays, summaries and exports read them.
+
+Engines never call into the UI: they increment fields of a `RunMetrics` (cheap attribute
+adds on the event loop), and whoever wants to show or export figures samples it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+
+@dataclass
+class RunMetrics:
+    """Live counters of one run. All counts are documents unless named otherwise."""
+
+    total: int | None = None  # expected documents, when known
+    read: int = 0
+    written: int = 0  # acknowledged by the target (or sent, when unacknowledged)
+    already_present: int = 0  # duplicate key on insert: written by an earlier attempt
+    transformed: int = 0
+    dropped: int = 0  # the strategy returned None
+    rejected: int = 0  # dead-lettered
+    bytes_written: int = 0
+    batches: int = 0
+    retries: int = 0
+    throttled: int = 0
+    errors: int = 0
+    concurrency: int = 0
+    request_units: float = 0.0
+    resumed_from: int = 0  # documents already done by earlier runs
+    started_at: float = field(default_factory=time.monotonic)
+    finished_at: float | None = None
+    peak_rss_bytes: int = 0
+    _process: psutil.Process = field(default_factory=psutil.Process, repr=False)
+
+    @property
+    def done(self) -> int:
+        """Documents accounted for, including earlier runs of a resumed job."""
+        return self.resumed_from + self.written + self.already_present + self.dropped + self.rejected
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished_at or time.monotonic()) - self.started_at
+
+    def docs_per_second(self) -> float:
+        elapsed = self.elapsed
+        return (self.written + self.already_present) / elapsed if elapsed > 0 else 0.0
+
+    def mb_per_second(self) -> float:
+        elapsed = self.elapsed
+        return self.bytes_written / elapsed / 1e6 if elapsed > 0 else 0.0
+
+    def sample_memory(self) -> int:
+        rss = int(self._process.memory_info().rss)
+        self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
+        return rss
+
+    def finish(self) -> None:
+        self.sample_memory()
+        self.finished_at = time.monotonic()
