@@ -1,0 +1,241 @@
+"""Hash verification: both sides read in `_id` order per partition, compared byte for byte.
+
+Per partition, one cursor on each side streams raw batches (prefetched, so both servers work
+while Python compares). Identical runs of documents are compared as whole list slices (one C
+call); only where bytes differ is an `_id` decoded, to tell a changed document from a
+missing or an extra one. Missing and extra documents keep a 16-byte digest; `reconcile`
+pairs those with the same `_id` found in different places (a transform that moves `_id`s
+across partitions, or an `_id` order the server sorts differently from `sort_key`), so the
+result never depends on the two agreeing on order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import bson
+from bson.raw_bson import RawBSONDocument
+from pymongo.asynchronous.collection import AsyncCollection
+
+from dataworks.core.clients import ReadOnlyCollection
+from dataworks.verify.partitions import VerifyPartition
+from dataworks.verify.rawdocs import document_id, id_key, sort_key, split_documents
+
+TransformResult = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+Transform = Callable[[dict[str, Any]], TransformResult | Awaitable[TransformResult]]
+PREFETCH_BATCHES = 4
+
+
+def digest(document: bytes) -> bytes:
+    return hashlib.blake2b(document, digest_size=16).digest()
+
+
+async def expected_documents(raw: bytes, transform: Transform | None) -> list[bytes]:
+    """What the target should hold for one source document: itself, or the transform's
+    output encoded as the engine would insert it (`bson.encode` puts `_id` first, as
+    PyMongo's insert does)."""
+    if transform is None:
+        return [raw]
+    result = transform(bson.decode(raw))
+    if inspect.isawaitable(result):
+        result = await result
+    if result is None:
+        return []
+    if isinstance(result, Mapping):
+        result = [result]
+    return [d.raw if isinstance(d, RawBSONDocument) else bson.encode(d) for d in result]
+
+
+@dataclass
+class Differences:
+    """Accumulated over partitions; keys are `id_key(_id)`."""
+
+    source_docs: int = 0
+    target_docs: int = 0
+    compared: int = 0
+    matched: int = 0
+    missing: dict[Any, tuple[Any, bytes]] = field(default_factory=dict)
+    extra: dict[Any, tuple[Any, bytes]] = field(default_factory=dict)
+    changed: dict[Any, Any] = field(default_factory=dict)
+
+    def add_missing(self, document: bytes) -> None:
+        value = document_id(document)
+        self.missing[id_key(value)] = (value, digest(document))
+
+    def add_extra(self, document: bytes) -> None:
+        value = document_id(document)
+        self.extra[id_key(value)] = (value, digest(document))
+
+    def absorb(self, other: Differences) -> None:
+        self.source_docs += other.source_docs
+        self.target_docs += other.target_docs
+        self.compared += other.compared
+        self.matched += other.matched
+        self.missing.update(other.missing)
+        self.extra.update(other.extra)
+        self.changed.update(other.changed)
+
+    def reconcile(self) -> None:
+        """Pair a missing and an extra document with the same `_id`: same bytes is a match,
+        other bytes a change."""
+        for key in self.missing.keys() & self.extra.keys():
+            value, source_digest = self.missing.pop(key)
+            _, target_digest = self.extra.pop(key)
+            if source_digest == target_digest:
+                self.matched += 1
+            else:
+                self.changed[key] = value
+
+
+Convert = Callable[[bytes], Awaitable[list[bytes]]]
+
+
+class _Prefetch:
+    """Reads a raw-batch cursor ahead into a small queue, so the server keeps sending while
+    the comparison runs; errors surface on the consumer's next `next()`."""
+
+    def __init__(self, cursor: Any, convert: Convert) -> None:
+        self._cursor = cursor
+        self._queue: asyncio.Queue[list[bytes] | BaseException | None] = asyncio.Queue(
+            PREFETCH_BATCHES
+        )
+        self._task = asyncio.create_task(self._run(convert))
+
+    async def _run(self, convert: Convert) -> None:
+        try:
+            async for batch in self._cursor:
+                await self._queue.put(await convert(batch))
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer
+            await self._queue.put(exc)
+            return
+        await self._queue.put(None)
+
+    async def next(self) -> list[bytes] | None:
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
+        with contextlib.suppress(Exception):
+            await self._cursor.close()
+
+
+async def compare_partition(
+    source: ReadOnlyCollection,
+    target: AsyncCollection[Any],
+    partition: VerifyPartition,
+    *,
+    transform: Transform | None = None,
+    batch_size: int = 1000,
+) -> Differences:
+    """Merge one partition of both sides in `_id` order."""
+    found = Differences()
+    query = dict(partition.filter)
+    sort = [("_id", 1)]
+
+    async def source_docs(batch: bytes) -> list[bytes]:
+        documents = split_documents(batch)
+        found.source_docs += len(documents)
+        if transform is None:
+            return documents
+        out: list[bytes] = []
+        for document in documents:
+            out.extend(await expected_documents(document, transform))
+        return out
+
+    async def target_docs(batch: bytes) -> list[bytes]:
+        documents = split_documents(batch)
+        found.target_docs += len(documents)
+        return documents
+
+    left = _Prefetch(source.find_raw_batches(query, sort=sort, batch_size=batch_size), source_docs)
+    right = _Prefetch(target.find_raw_batches(query, sort=sort, batch_size=batch_size), target_docs)
+    try:
+        await _merge(left, right, found)
+    finally:
+        await left.close()
+        await right.close()
+    return found
+
+
+async def _merge(left: _Prefetch, right: _Prefetch, found: Differences) -> None:
+    src: list[bytes] | None = await left.next()
+    tgt: list[bytes] | None = await right.next()
+    i = j = 0
+    while src is not None and tgt is not None:
+        if i >= len(src):
+            src, i = await left.next(), 0
+            continue
+        if j >= len(tgt):
+            tgt, j = await right.next(), 0
+            continue
+        run = min(len(src) - i, len(tgt) - j)
+        if src[i : i + run] == tgt[j : j + run]:  # the common case: identical documents
+            found.compared += run
+            found.matched += run
+            i += run
+            j += run
+            continue
+        while i < len(src) and j < len(tgt):
+            a, b = src[i], tgt[j]
+            if a == b:
+                found.compared += 1
+                found.matched += 1
+                i += 1
+                j += 1
+                continue
+            id_a, id_b = document_id(a), document_id(b)
+            if id_key(id_a) == id_key(id_b):
+                found.compared += 1
+                found.changed[id_key(id_a)] = id_a
+                i += 1
+                j += 1
+            elif sort_key(id_a) < sort_key(id_b):
+                found.add_missing(a)
+                i += 1
+            else:
+                found.add_extra(b)
+                j += 1
+    while src is not None:
+        for document in src[i:]:
+            found.add_missing(document)
+        src, i = await left.next(), 0
+    while tgt is not None:
+        for document in tgt[j:]:
+            found.add_extra(document)
+        tgt, j = await right.next(), 0
+
+
+async def hash_compare(
+    source: ReadOnlyCollection,
+    target: AsyncCollection[Any],
+    partitions: list[VerifyPartition],
+    *,
+    transform: Transform | None = None,
+    parallelism: int = 4,
+    batch_size: int = 1000,
+) -> Differences:
+    """All partitions, at most `parallelism` at a time, combined and reconciled."""
+    gate = asyncio.Semaphore(max(1, parallelism))
+
+    async def one(partition: VerifyPartition) -> Differences:
+        async with gate:
+            return await compare_partition(
+                source, target, partition, transform=transform, batch_size=batch_size
+            )
+
+    total = Differences()
+    for part in await asyncio.gather(*(one(p) for p in partitions)):
+        total.absorb(part)
+    total.reconcile()
+    return total

@@ -1,0 +1,93 @@
+"""`verify()`: the one entry point for `dataworks verify` and `migrate --verify`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from dataworks.core.clients import ReadOnlyCollection
+from dataworks.errors import UserError
+from dataworks.verify.hashcompare import Transform, hash_compare
+from dataworks.verify.partitions import VerifyPartition, plan_partitions
+from dataworks.verify.rawdocs import sort_key
+from dataworks.verify.report import VerifyMode, VerifyReport
+from dataworks.verify.sample import sample_compare
+
+
+def _sorted_ids(values: Any) -> list[Any]:
+    return sorted(values, key=sort_key)
+
+
+async def verify(
+    source: ReadOnlyCollection,
+    target: AsyncCollection[Any],
+    mode: VerifyMode | str = VerifyMode.COUNT,
+    *,
+    sample_size: int = 1000,
+    transform: Transform | None = None,
+    partitions: int | Sequence[VerifyPartition] | None = None,
+    parallelism: int = 4,
+    batch_size: int = 1000,
+    seed: int | None = None,
+) -> VerifyReport:
+    """Compare `source` (read only) with `target`.
+
+    - count: document counts on both sides (a transform is not applied: see the note).
+    - hash: every document, byte for byte, in `_id` order per partition, in parallel.
+    - sample: `sample_size` random source documents looked up on the target by `_id`.
+
+    `transform(doc) -> doc | [docs] | None` (may be async) turns a decoded source document
+    into what the target should hold; pass the migration strategy's `transform`.
+    `partitions`: a number of `_id` ranges to read in parallel (default `parallelism`;
+    found with `$sample`, one partition when the source lacks it), or ready-made partitions
+    that together cover the collection exactly once.
+    """
+    try:
+        mode = VerifyMode(mode)
+    except ValueError:
+        raise UserError(f"unknown verify mode {mode!r}", hint="use count, hash or sample") from None
+    if sample_size <= 0:
+        raise UserError(f"--sample-size must be positive (got {sample_size})")
+    started = time.monotonic()
+    report = VerifyReport(mode, source.full_name, target.full_name)
+    if mode is VerifyMode.COUNT:
+        report.source_count, report.target_count = await asyncio.gather(
+            source.count_documents({}), target.count_documents({})
+        )
+        report.method = "count_documents"
+        if transform is not None:
+            report.notes.append(
+                "count mode compares raw counts; a transform that drops or splits documents "
+                "needs --mode hash or sample"
+            )
+    elif mode is VerifyMode.HASH:
+        if partitions is None or isinstance(partitions, int):
+            wanted = parallelism if partitions is None else partitions
+            parts, report.method = await plan_partitions(source, wanted)
+        else:
+            parts, report.method = list(partitions), "partitions given by the caller"
+        found = await hash_compare(
+            source, target, parts, transform=transform, parallelism=parallelism,
+            batch_size=batch_size,
+        )
+        report.partitions = len(parts)
+        report.source_count, report.target_count = found.source_docs, found.target_docs
+        report.compared, report.matched = found.compared, found.matched
+        report.missing_ids = _sorted_ids(v for v, _ in found.missing.values())
+        report.extra_ids = _sorted_ids(v for v, _ in found.extra.values())
+        report.changed_ids = _sorted_ids(found.changed.values())
+    else:
+        sampled = await sample_compare(
+            source, target, sample_size, transform=transform, seed=seed
+        )
+        report.method = sampled.method
+        report.source_count = sampled.sampled
+        report.compared, report.matched = sampled.compared, sampled.matched
+        report.missing_ids = _sorted_ids(sampled.missing)
+        report.changed_ids = _sorted_ids(sampled.changed)
+    report.seconds = time.monotonic() - started
+    return report

@@ -1,0 +1,102 @@
+"""Sample verification: N random source documents looked up on the target by `_id`.
+
+Random documents come from `$sample` where the source has it (Cosmos DB, MongoDB). Without
+it (FerretDB) a reservoir sample is drawn over a scan of `_id`s only, then the documents are
+fetched by `_id`: uniform, at the price of reading every `_id` once.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import OperationFailure
+
+from dataworks.core.clients import ReadOnlyCollection
+from dataworks.verify.hashcompare import Transform, expected_documents
+from dataworks.verify.rawdocs import document_id, id_key, split_documents
+
+LOOKUP_CHUNK = 500
+
+
+@dataclass
+class SampleResult:
+    sampled: int = 0
+    compared: int = 0
+    matched: int = 0
+    missing: list[Any] = field(default_factory=list)
+    changed: list[Any] = field(default_factory=list)
+    method: str = ""
+
+
+async def _sample_with_stage(source: ReadOnlyCollection, size: int) -> list[bytes]:
+    cursor = await source.raw.aggregate([{"$sample": {"size": size}}])
+    return [doc.raw async for doc in cursor]
+
+
+async def _reservoir_ids(source: ReadOnlyCollection, size: int, rng: random.Random) -> list[Any]:
+    reservoir: list[Any] = []
+    seen = 0
+    async for batch in source.find_raw_batches({}, projection={"_id": 1}, batch_size=10_000):
+        for document in split_documents(batch):
+            seen += 1
+            if len(reservoir) < size:
+                reservoir.append(document_id(document))
+            else:
+                slot = rng.randrange(seen)
+                if slot < size:
+                    reservoir[slot] = document_id(document)
+    return reservoir
+
+
+async def _fetch(collection: Any, ids: list[Any]) -> list[bytes]:
+    out: list[bytes] = []
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = ids[start : start + LOOKUP_CHUNK]
+        async for batch in collection.find_raw_batches({"_id": {"$in": chunk}}):
+            out.extend(split_documents(batch))
+    return out
+
+
+async def sample_compare(
+    source: ReadOnlyCollection,
+    target: AsyncCollection[Any],
+    size: int,
+    *,
+    transform: Transform | None = None,
+    seed: int | None = None,
+) -> SampleResult:
+    result = SampleResult()
+    try:
+        documents = await _sample_with_stage(source, size)
+        result.method = "$sample"
+    except OperationFailure as exc:
+        ids = await _reservoir_ids(source, size, random.Random(seed))
+        documents = await _fetch(source, ids)
+        result.method = f"reservoir over an _id scan (no $sample on the source: code {exc.code})"
+    unique: dict[Any, bytes] = {}
+    for document in documents:  # $sample may return a document twice
+        unique.setdefault(id_key(document_id(document)), document)
+    result.sampled = len(unique)
+
+    expected: dict[Any, tuple[Any, bytes]] = {}
+    for document in unique.values():
+        for out in await expected_documents(document, transform):
+            value = document_id(out)
+            expected[id_key(value)] = (value, out)
+    found = {
+        id_key(document_id(d)): d
+        for d in await _fetch(target, [value for value, _ in expected.values()])
+    }
+    for key, (value, wanted) in expected.items():
+        result.compared += 1
+        actual = found.get(key)
+        if actual is None:
+            result.missing.append(value)
+        elif actual != wanted:
+            result.changed.append(value)
+        else:
+            result.matched += 1
+    return result
