@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pymongo.errors import PyMongoError
 from rich.console import Console
 
 from dataworks.config.settings import Settings, load_settings, mask_uri
@@ -134,6 +135,11 @@ def run_cli(common: CommonOptions, body: Callable[[], Any]) -> Any:
         log.debug("command failed", exc_info=common.debug)
         err_console.print(f"[bold red]error:[/] {mask_secrets(str(exc))}", markup=True)
         raise typer.Exit(exc.exit_code) from None
+    except PyMongoError as exc:
+        if common.debug:
+            err_console.print_exception(show_locals=False)
+        err_console.print(f"[bold red]error:[/] database error: {mask_secrets(str(exc))}")
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(130) from None

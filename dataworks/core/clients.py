@@ -108,6 +108,12 @@ class ReadOnlyCollection:
                 raise PermissionError("the source is read-only: $out and $merge are refused")
         return await self.__collection.aggregate(list(pipeline), **kwargs)
 
+    async def explain_find(self, query: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+        command: dict[str, Any] = {"find": self.name, "filter": dict(query)}
+        if "sort" in kwargs:
+            command["sort"] = dict(kwargs["sort"])
+        return await self.__collection.database.command("explain", command)
+
     async def list_indexes(self) -> list[dict[str, Any]]:
         cursor = await self.__collection.list_indexes()
         return [dict(index) async for index in cursor]

@@ -1,7 +1,12 @@
 """The class users subclass to generate documents.
 
 `generate_document(document_id=None)` is the original framework's hook and is all a
-generator needs. For speed a generator may also override `generate_batch(start, count)`.
+generator needs. For speed a generator may also override `generate_batch(start, count)`,
+or `encode_batch(start, count)` to return BSON bytes directly (see
+`dataworks.generators.bsonfast` and `user_defined/generators/volvo_generator.py`).
+A document without `_id` gets one from the engine, deterministic in (seed, document index),
+so a resumed run recognises re-sent documents as already written. A generator that sets its
+own `_id` must make it deterministic too, or `--resume` may write a document twice.
 Generation runs in worker processes: each worker loads the generator file again from its
 path and builds one instance per worker, seeded per batch so that `--seed S` gives the same
 documents whatever the worker count. Use `self.random` (a `random.Random`), never the
@@ -12,6 +17,8 @@ from __future__ import annotations
 
 import random
 from typing import Any, ClassVar
+
+import bson
 
 
 class BaseDataGenerator:
@@ -38,6 +45,11 @@ class BaseDataGenerator:
     def generate_batch(self, start: int, count: int) -> list[dict[str, Any]]:
         """Documents `start` .. `start + count - 1`; override to build them faster."""
         return [self.generate_document(start + i) for i in range(count)]
+
+    def encode_batch(self, start: int, count: int) -> list[bytes]:
+        """The batch as BSON documents; override to skip building dicts (the fast path)."""
+        encode = bson.encode
+        return [encode(doc) for doc in self.generate_batch(start, count)]
 
     @classmethod
     def display_name(cls) -> str:

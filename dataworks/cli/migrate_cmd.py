@@ -1,0 +1,128 @@
+"""`dataworks migrate`: parse, build settings, run `commands.migrate`, render the result."""
+
+# No `from __future__ import annotations`: typer reads these annotations at runtime.
+
+import asyncio
+import shlex
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dataworks import commands
+from dataworks.cli.common import CommonOptions, command_options, mask_secrets
+from dataworks.cli.endpoint_options import endpoint_options
+from dataworks.errors import Interrupted
+from dataworks.migrations.report import MigrationReport
+from dataworks.monitoring.metrics import RunMetrics
+from dataworks.monitoring.progress import show_progress
+
+PANEL = "Migration"
+
+
+@endpoint_options
+@command_options
+def migrate(
+    strategy: Annotated[str | None, typer.Option(
+        "--strategy", help="Strategy file PATH or PATH:ClassName (default: copy unchanged).",
+        rich_help_panel=PANEL)] = None,
+    force_from_start: Annotated[bool, typer.Option(
+        "--force-from-start", help="Discard this run's checkpoint and start over.",
+        rich_help_panel=PANEL)] = False,
+    drop_target: Annotated[bool, typer.Option(
+        "--drop-target", help="Drop the target collection first (never implied).",
+        rich_help_panel=PANEL)] = False,
+    checkpoint_store: Annotated[str, typer.Option(
+        "--checkpoint-store", help="'target' (dataworks_meta on the target) or file:PATH.",
+        rich_help_panel=PANEL)] = "target",
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", help="Documents per read and insert batch (MIG_BATCH_SIZE).",
+        rich_help_panel=PANEL)] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="Insert workers (FRAMEWORK_MAX_INSERT_WORKERS).",
+        rich_help_panel=PANEL)] = None,
+    parallel_cursors: Annotated[int | None, typer.Option(
+        "--parallel-cursors", help="Source cursors over _id ranges (FRAMEWORK_PARALLEL_CURSORS).",
+        rich_help_panel=PANEL)] = None,
+    unacknowledged: Annotated[bool, typer.Option(
+        "--unacknowledged", help="w=0 writes: fastest, unproven; forces verification.",
+        rich_help_panel=PANEL)] = False,
+    *,
+    endpoints: dict[str, str],
+    common: CommonOptions,
+) -> None:
+    """Copy a collection to the target, resumable: run the same command again to resume."""
+    settings = common.settings(
+        mig_batch_size=batch_size,
+        max_insert_workers=workers,
+        parallel_cursors=parallel_cursors,
+        **endpoints,
+    )
+    metrics = RunMetrics()
+
+    async def run() -> MigrationReport:
+        async with show_progress(metrics, "migrate", enabled=not common.quiet):
+            return await commands.migrate(
+                settings,
+                strategy=strategy,
+                checkpoint_store=checkpoint_store,
+                force_from_start=force_from_start,
+                drop_target=drop_target,
+                unacknowledged=unacknowledged,
+                metrics=metrics,
+                handle_signals=True,
+            )
+
+    try:
+        report = asyncio.run(run())
+    except Interrupted as exc:
+        exc.hint = f"resume with: {resume_command()}"
+        raise
+    render_report(report)
+
+
+def resume_command() -> str:
+    argv = [a for a in sys.argv if a not in ("--force-from-start", "--drop-target")]
+    if argv and argv[0].endswith("flexible_migrate.py"):
+        argv = ["python", *argv]
+    elif argv:
+        argv[0] = "dataworks"
+    return mask_secrets(shlex.join(argv))
+
+
+def render_report(report: MigrationReport) -> None:
+    console = Console(soft_wrap=True)
+    if report.status == "nothing to do":
+        console.print(f"nothing to do: run {report.run_id} already finished "
+                      f"({report.resumed_from:,} documents). Use --force-from-start to redo it.")
+        return
+    table = Table(title=f"migration {report.run_id}", show_header=False)
+    rows = [
+        ("source", report.source), ("target", report.target), ("strategy", report.strategy),
+        ("read", f"{report.read:,}"), ("written", f"{report.written:,}"),
+        ("already present", f"{report.already_present:,}"),
+        ("transformed", f"{report.transformed:,}"), ("dropped", f"{report.dropped:,}"),
+        ("rejected", f"{report.rejected:,}"), ("retries", f"{report.retries:,}"),
+        ("resumed from", f"{report.resumed_from:,}"),
+        ("duration", f"{report.duration_s:,.1f} s"),
+        ("documents/s", f"{report.docs_per_second:,.0f}"),
+        ("MB/s", f"{report.mb_per_second:,.1f}"),
+        ("peak memory", f"{report.peak_memory_mb:,.0f} MB"),
+        ("source count", f"{report.source_count:,}" if report.source_count is not None else "?"),
+        ("target count", f"{report.target_count:,}" if report.target_count is not None else "?"),
+        ("checkpoints", report.checkpoint_store),
+    ]
+    if report.dead_letter_file:
+        rows.append(("dead letters", report.dead_letter_file))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(report.closing_line())
+
+
+def register(app: typer.Typer) -> None:
+    app.command("migrate")(migrate)

@@ -1,0 +1,285 @@
+"""`generate()`: the one function behind `dataworks generate`, usable from Python.
+
+A run's identity is its target namespace (`generate:<hosts>/<db>.<collection>`). Its state
+(source, seed, total, batch size, acknowledged batches) is saved before the first insert,
+every FRAMEWORK_CHECKPOINT_INTERVAL documents, on Ctrl-C / SIGTERM and on failure, so
+`--resume` regenerates exactly the batches that were not acknowledged; re-sent documents
+have the same deterministic `_id`s and count as "already present", never twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import bson
+from bson import json_util
+
+from dataworks.checkpoints.store import (
+    CHECKPOINT_FORMAT,
+    CheckpointStore,
+    FileCheckpointStore,
+    TargetCheckpointStore,
+    parse_store_spec,
+)
+from dataworks.config.settings import Settings
+from dataworks.core.clients import RAW_CODEC, Endpoint, connect
+from dataworks.core.retry import RetryPolicy
+from dataworks.errors import CheckpointError, Interrupted, RunFailed, UserError
+from dataworks.generators.engine import EngineOptions, run_batches
+from dataworks.generators.ids import batch_seed, id_prefix, with_ids
+from dataworks.generators.insert import insert_batch
+from dataworks.generators.ledger import BatchLedger
+from dataworks.generators.source import GeneratorSource, build_generator, resolve_source
+from dataworks.generators.worker import BatchPlan, BuiltBatch
+from dataworks.monitoring.metrics import RunMetrics
+from dataworks.monitoring.progress import show_progress
+
+log = logging.getLogger("dataworks.generate")
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    run_id: str | None
+    target: str  # masked URI and namespace, or "dry run"
+    source: str
+    seed: int
+    total: int
+    batch_size: int
+    written: int  # inserted by this run (generated, in a dry run)
+    already_present: int  # duplicate keys: written by an earlier, interrupted attempt
+    resumed_from: int  # documents acknowledged by earlier runs before this one started
+    bytes: int
+    seconds: float
+    peak_rss_bytes: int
+    dry_run: bool
+    resumed: bool
+
+    @property
+    def documents(self) -> int:
+        return self.resumed_from + self.written + self.already_present
+
+    @property
+    def docs_per_second(self) -> float:
+        return (self.written + self.already_present) / self.seconds if self.seconds else 0.0
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.bytes / self.seconds / 1e6 if self.seconds else 0.0
+
+    def summary(self) -> str:
+        verb = "generated (dry run, nothing written)" if self.dry_run else "written"
+        lines = [
+            f"{self.written:,} documents {verb} in {self.seconds:,.1f}s "
+            f"({self.docs_per_second:,.0f} docs/s, {self.mb_per_second:,.1f} MB/s)",
+            f"target {self.target}; source {self.source}; seed {self.seed}; "
+            f"batch size {self.batch_size}",
+            f"total {self.documents:,} of {self.total:,}"
+            + (f" (resumed: {self.resumed_from:,} done before, "
+               f"{self.already_present:,} already present)" if self.resumed else "")
+            + f"; peak memory {self.peak_rss_bytes / 1e6:,.0f} MB",
+        ]
+        return "\n".join(lines)
+
+
+def run_id_for(endpoint: Endpoint) -> str:
+    return f"generate:{endpoint.host_key()}/{endpoint.namespace}"
+
+
+def endpoint_from(settings: Settings) -> Endpoint:
+    return Endpoint(
+        uri=settings.gen_db_connection_string,
+        db=settings.gen_db_name,
+        collection=settings.gen_db_collection,
+        max_pool_size=settings.gen_db_max_pool_size,
+        min_pool_size=settings.gen_db_min_pool_size,
+        max_idle_time_ms=settings.gen_db_max_idle_time_ms,
+        server_selection_timeout_ms=settings.server_selection_timeout_ms,
+    )
+
+
+def preview(source: str | GeneratorSource, count: int, seed: int | None = None) -> list[str]:
+    """The first `count` documents of a run with `seed`, as relaxed extended JSON lines."""
+    src = source if isinstance(source, GeneratorSource) else resolve_source(source)
+    seed = 0 if seed is None else seed
+    generator = build_generator(src, seed)
+    prefix = id_prefix(seed)
+    generator.reseed(batch_seed(seed, 0))
+    docs = with_ids(generator.encode_batch(0, count), 0, prefix)
+    options = json_util.RELAXED_JSON_OPTIONS
+    return [json_util.dumps(bson.decode(doc), json_options=options) for doc in docs]
+
+
+async def generate(
+    settings: Settings,
+    source: str | GeneratorSource,
+    *,
+    total: int | None = None,
+    seed: int | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    write_workers: int | None = None,
+    drop: bool = False,
+    dry_run: bool = False,
+    resume: bool = False,
+    checkpoint_store: str = "target",
+    metrics: RunMetrics | None = None,
+    progress: bool = False,
+) -> GenerationReport:
+    """Generate `total` documents from `source` into the GEN_DB_* target (or nowhere)."""
+    if dry_run and resume:
+        raise UserError("--dry-run writes nothing, so there is nothing to --resume")
+    if drop and resume:
+        raise UserError("--drop and --resume contradict each other: drop starts from empty")
+    src = source if isinstance(source, GeneratorSource) else resolve_source(source)
+    metrics = metrics or RunMetrics()
+    options = EngineOptions(
+        workers=settings.generation_workers if workers is None else workers,
+        write_workers=write_workers or settings.write_workers,
+        checkpoint_every=settings.checkpoint_interval,
+    )
+    endpoint = endpoint_from(settings)
+    if dry_run:
+        seed = _new_seed() if seed is None else seed
+        plan = BatchPlan(src, seed, _total(total, settings),
+                         batch_size or settings.gen_batch_size)
+        ledger = BatchLedger(plan.total, plan.batch_size)
+        return await _run(plan, ledger, None, None, None, options, metrics, progress,
+                          run_id=None, target="dry run", resumed=False)
+
+    client = connect(endpoint)
+    try:
+        store = _store(checkpoint_store, client)
+        run_id = run_id_for(endpoint)
+        collection = client[endpoint.db].get_collection(endpoint.collection,
+                                                        codec_options=RAW_CODEC)
+        state = await store.load(run_id)
+        if resume:
+            plan, ledger = _resume_plan(state, src, total, seed, batch_size, run_id, store)
+        else:
+            if state is not None and not state.get("complete"):
+                log.warning("an earlier generation into %s was interrupted; starting a new "
+                            "run (use --resume to continue the old one instead)",
+                            endpoint.namespace)
+            plan = BatchPlan(src, _new_seed() if seed is None else seed,
+                             _total(total, settings), batch_size or settings.gen_batch_size)
+            ledger = BatchLedger(plan.total, plan.batch_size)
+            if drop:
+                await collection.drop()
+        return await _run(plan, ledger, collection, store, run_id, options, metrics, progress,
+                          run_id=run_id, target=endpoint.display(), resumed=resume)
+    finally:
+        await client.close()
+
+
+def _total(total: int | None, settings: Settings) -> int:
+    value = settings.gen_total_documents if total is None else total
+    if value < 0:
+        raise UserError(f"--total must be 0 or more, not {value}")
+    return value
+
+
+def _new_seed() -> int:
+    return random.SystemRandom().randrange(1, 2**31)
+
+
+def _store(spec: str, client: Any) -> CheckpointStore:
+    kind, path = parse_store_spec(spec)
+    return TargetCheckpointStore(client) if kind == "target" else FileCheckpointStore(path or "")
+
+
+def _resume_plan(state: dict[str, Any] | None, src: GeneratorSource, total: int | None,
+                 seed: int | None, batch_size: int | None, run_id: str,
+                 store: CheckpointStore) -> tuple[BatchPlan, BatchLedger]:
+    if state is None or state.get("kind") != "generate":
+        raise CheckpointError(
+            f"no earlier generation run to resume ({run_id}, in {store.description})",
+            hint="run without --resume to start one",
+        )
+    if state.get("source") != src.describe():
+        raise CheckpointError(
+            f"the run to resume generated from {state.get('source')}, not {src.describe()}",
+            hint="pass the same --source, or start a new run without --resume",
+        )
+    for name, given, saved in (("--total", total, state["total"]), ("--seed", seed, state["seed"]),
+                               ("--batch-size", batch_size, state["batch_size"])):
+        if given is not None and given != saved:
+            raise CheckpointError(
+                f"{name} {given} differs from the interrupted run's {saved}",
+                hint=f"leave {name} out to resume, or start a new run without --resume",
+            )
+    plan = BatchPlan(src, int(state["seed"]), int(state["total"]), int(state["batch_size"]))
+    ledger = BatchLedger(plan.total, plan.batch_size, int(state["watermark"]),
+                         [int(b) for b in state.get("done_above", [])])
+    return plan, ledger
+
+
+def _state(plan: BatchPlan, ledger: BatchLedger, run_id: str) -> dict[str, Any]:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "run_id": run_id,
+        "kind": "generate",
+        "source": plan.source.describe(),
+        "seed": plan.seed,
+        "total": plan.total,
+        "batch_size": plan.batch_size,
+        "complete": ledger.complete,
+        "documents_done": ledger.documents_done(),
+        **ledger.to_state(),
+    }
+
+
+async def _run(plan: BatchPlan, ledger: BatchLedger, collection: Any,
+               store: CheckpointStore | None, run_key: str | None, options: EngineOptions,
+               metrics: RunMetrics, progress: bool, *, run_id: str | None, target: str,
+               resumed: bool) -> GenerationReport:
+    metrics.total = plan.total
+    metrics.resumed_from = ledger.documents_done()
+    policy = RetryPolicy()
+
+    async def save() -> None:
+        if store is not None and run_key is not None:
+            await store.save(run_key, _state(plan, ledger, run_key))
+
+    async def sink(batch: BuiltBatch) -> None:
+        if collection is None:
+            metrics.written += batch.count
+            return
+        docs = bson.decode_all(batch.blob, RAW_CODEC)
+        await insert_batch(collection, docs, metrics, policy)
+
+    await save()  # before the first insert: a run killed at once can still be resumed
+    label = f"generate {target}"
+    try:
+        async with show_progress(metrics, label, enabled=progress):
+            await run_batches(plan, ledger, sink, options, metrics, save)
+    except asyncio.CancelledError:
+        await _save_quietly(save)
+        raise Interrupted(
+            f"interrupted after {metrics.done:,} of {plan.total:,} documents",
+            hint="run the same command with --resume to continue" if store else None,
+        ) from None
+    except RunFailed:
+        await _save_quietly(save)
+        raise
+    finally:
+        metrics.finish()
+    await save()
+    return GenerationReport(
+        run_id=run_id, target=target, source=plan.source.describe(), seed=plan.seed,
+        total=plan.total, batch_size=plan.batch_size, written=metrics.written,
+        already_present=metrics.already_present, resumed_from=metrics.resumed_from,
+        bytes=metrics.bytes_written, seconds=metrics.elapsed,
+        peak_rss_bytes=metrics.peak_rss_bytes, dry_run=collection is None, resumed=resumed,
+    )
+
+
+async def _save_quietly(save: Any) -> None:
+    """Save state on the way out; a failure here must not hide the reason we are leaving."""
+    try:
+        await asyncio.shield(save())
+    except Exception as exc:  # noqa: BLE001 - logged; the original error is re-raised
+        log.error("could not save the checkpoint: %s", exc)

@@ -1,0 +1,410 @@
+"""The migration pipeline: partitioned readers -> bounded queue -> insert workers -> target.
+
+    readers (parallel_cursors) --Batch--> asyncio.Queue(maxsize=2*workers) --> workers
+        |                                                                       |
+        +-- per-partition high-water marks <---- acknowledged batches ----------+
+                          |
+                  checkpoint store (every checkpoint_interval docs or 5 s, and at exit)
+
+Memory is bounded by (queue size + workers + readers) x batch size, whatever the collection
+size. The first SIGINT/SIGTERM stops reading, lets the workers drain the queue, saves the
+checkpoint and raises `Interrupted`; running the same command again resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pymongo import WriteConcern
+from pymongo.errors import PyMongoError
+
+from dataworks.checkpoints.store import (
+    CHECKPOINT_FORMAT,
+    CheckpointStore,
+    FileCheckpointStore,
+    TargetCheckpointStore,
+    parse_store_spec,
+)
+from dataworks.config.settings import mask_uri
+from dataworks.core.clients import Endpoint, ReadOnlyCollection, connect
+from dataworks.core.dead_letter import DeadLetterFile
+from dataworks.core.retry import RetryPolicy, with_retries
+from dataworks.errors import CheckpointError, DataWorksError, Interrupted, RunFailed, UserError
+from dataworks.migrations.batches import Batch
+from dataworks.migrations.identity import config_hash, run_id_for
+from dataworks.migrations.legacy import LegacyReader
+from dataworks.migrations.partitioning import Partition, PartitionPlanner
+from dataworks.migrations.reader import PartitionReader
+from dataworks.migrations.report import MigrationReport
+from dataworks.migrations.strategy import BaseMigrationStrategy, StrategyContext
+from dataworks.migrations.watermarks import PartitionState, Watermarks
+from dataworks.migrations.writer import BatchWriter
+from dataworks.monitoring.logs import event
+from dataworks.monitoring.metrics import RunMetrics
+
+log = logging.getLogger("dataworks.migrate")
+SAVE_EVERY_S = 5.0
+LEGACY_GROUP = "legacy"
+
+
+@dataclass
+class MigrationOptions:
+    source: Endpoint
+    target: Endpoint
+    strategy_cls: type[BaseMigrationStrategy]
+    strategy_ref: str = "default"
+    batch_size: int = 1000
+    workers: int = 4
+    parallel_cursors: int = 2
+    checkpoint_store: str = "target"
+    checkpoint_interval: int = 50_000
+    force_from_start: bool = False
+    drop_target: bool = False
+    unacknowledged: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    run_dir: Path = Path(".dataworks/runs")
+    handle_signals: bool = True
+
+
+class MigrationEngine:
+    def __init__(self, options: MigrationOptions, metrics: RunMetrics | None = None) -> None:
+        self.options = options
+        self.metrics = metrics or RunMetrics()
+        self.stop = asyncio.Event()
+        self._signals = 0
+
+    # -- public ---------------------------------------------------------------------------
+
+    async def run(self) -> MigrationReport:
+        opts = self.options
+        _refuse_same_namespace(opts.source, opts.target)
+        source_client = connect(opts.source)
+        target_client = connect(opts.target)
+        try:
+            return await self._run(source_client, target_client)
+        finally:
+            await source_client.close()
+            await target_client.close()
+
+    # -- the run --------------------------------------------------------------------------
+
+    async def _run(self, source_client: Any, target_client: Any) -> MigrationReport:
+        opts = self.options
+        source = ReadOnlyCollection(source_client[opts.source.db][opts.source.collection])
+        target = target_client[opts.target.db][opts.target.collection]
+        await with_retries(
+            lambda: source_client.admin.command("ping"), opts.retry, what="connecting to source"
+        )
+        if not await source.exists():
+            raise UserError(
+                f"source collection {opts.source.namespace} does not exist",
+                hint="check MIG_SOURCE_DB_NAME / MIG_SOURCE_DB_COLLECTION or --source-db/"
+                "--source-collection",
+            )
+        strategy = opts.strategy_cls(
+            StrategyContext(
+                source=source,
+                source_namespace=opts.source.namespace,
+                target_namespace=opts.target.namespace,
+                batch_size=opts.batch_size,
+            )
+        )
+        query, projection = strategy.build_query() or {}, strategy.projection()
+        run_id = run_id_for(opts.source, opts.target, opts.strategy_ref)
+        store = self._checkpoint_store(target_client)
+        report = MigrationReport(
+            run_id=run_id,
+            source=opts.source.display(),
+            target=opts.target.display(),
+            strategy=opts.strategy_ref,
+            checkpoint_store=store.description,
+        )
+
+        if opts.drop_target:
+            await target.drop()
+            await store.delete(run_id)
+            log.info("dropped target collection %s", opts.target.namespace)
+        elif opts.force_from_start:
+            await store.delete(run_id)
+
+        state = await store.load(run_id)
+        digest = config_hash(query, projection)
+        if state is not None:
+            _check_compatible(state, digest)
+            if state.get("finished"):
+                report.status = "nothing to do"
+                report.source_count = state.get("source_count")
+                report.resumed_from = int(state.get("done_count", 0))
+                report.warnings.append(
+                    "this migration already finished; use --force-from-start to run it again"
+                )
+                return report
+            watermarks = Watermarks.from_state(state["partitions"])
+            event(log, "run_resumed", f"resuming run {run_id} from {store.description}",
+                  run_id=run_id, done=watermarks.done_count())
+        else:
+            await strategy.on_start()
+            watermarks = await self._plan(strategy, source, query)
+        report.partitions = len(watermarks.states)
+
+        count = await (
+            source.count_documents(query) if query else source.estimated_document_count()
+        )
+        report.source_count = count
+        self.metrics.total = count
+        self.metrics.resumed_from = watermarks.done_count()
+        report.resumed_from = self.metrics.resumed_from
+
+        writes = target
+        if opts.unacknowledged:
+            writes = target.with_options(write_concern=WriteConcern(w=0))
+            report.warnings.append(
+                "--unacknowledged: the target does not confirm writes, so checkpoints cannot "
+                "prove delivery; a verification pass runs at the end"
+            )
+        dead_letter = DeadLetterFile(opts.run_dir / run_id / "dead_letter.jsonl")
+        base_state = {
+            "format": CHECKPOINT_FORMAT,
+            "run_id": run_id,
+            "config_hash": digest,
+            "source": opts.source.display(),
+            "target": opts.target.display(),
+            "strategy": opts.strategy_ref,
+            "source_count": count,
+        }
+        event(log, "run_started", f"migrating {opts.source.display()} -> {opts.target.display()}",
+              run_id=run_id, partitions=len(watermarks.states), strategy=opts.strategy_ref)
+
+        interrupted = False
+        error: BaseException | None = None
+        with self._signal_handlers():
+            try:
+                await self._pipeline(source, writes, strategy, watermarks, query, projection,
+                                     dead_letter, store, run_id, base_state)
+            except BaseException as exc:  # noqa: BLE001 - re-raised after the final save
+                error = _unwrap(exc)
+            interrupted = self.stop.is_set() and not watermarks.all_finished()
+            finished = error is None and watermarks.all_finished()
+            await self._save(store, run_id, base_state, watermarks, finished=finished,
+                             final=True)
+
+        self._fill_report(report, dead_letter)
+        if error is not None:
+            report.status = "failed"
+            raise error
+        if interrupted:
+            report.status = "interrupted"
+            raise Interrupted(
+                f"interrupted after {self.metrics.done:,} documents; checkpoint saved "
+                f"({store.description})",
+                hint="run the same command again to resume",
+            )
+        report.target_count = await target.estimated_document_count()
+        await strategy.on_finish(report)
+        event(log, "run_finished", report.closing_line(), run_id=run_id,
+              **{k: v for k, v in report.to_dict().items() if isinstance(v, int | float)})
+        return report
+
+    async def _plan(self, strategy: BaseMigrationStrategy, source: ReadOnlyCollection,
+                    query: dict[str, Any]) -> Watermarks:
+        if strategy.reads_itself():
+            start = await strategy.get_resume_point()
+            return Watermarks([PartitionState(Partition(0, LEGACY_GROUP), high_water=start)])
+        planner = PartitionPlanner(source, query)
+        partitions = await strategy.partitions(planner)
+        if partitions is None:
+            partitions = await planner.plan(self.options.parallel_cursors)
+        start = await strategy.get_resume_point()
+        states = [PartitionState(p) for p in partitions]
+        if start is not None:  # legacy resume point: skip what the strategy says is done
+            for s in states:
+                s.high_water = start if s.partition.group not in ("other",) else None
+        return Watermarks(states)
+
+    async def _pipeline(self, source: ReadOnlyCollection, target: Any,
+                        strategy: BaseMigrationStrategy, watermarks: Watermarks,
+                        query: dict[str, Any], projection: dict[str, Any] | None,
+                        dead_letter: DeadLetterFile, store: CheckpointStore, run_id: str,
+                        base_state: dict[str, Any]) -> None:
+        opts = self.options
+        queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2 * opts.workers)
+        writer = BatchWriter(target, policy=opts.retry, metrics=self.metrics,
+                             dead_letter=dead_letter)
+        transform = strategy.transform if strategy.transforms() else None
+        reader = PartitionReader(
+            source, base_query=query, projection=projection, batch_size=opts.batch_size,
+            queue=queue, stop=self.stop, metrics=self.metrics, policy=opts.retry,
+            transform=transform,
+        )
+        legacy = LegacyReader(strategy, batch_size=opts.batch_size, queue=queue, stop=self.stop,
+                              metrics=self.metrics, transform=transform)
+        writers_done = asyncio.Event()
+        self.metrics.concurrency = opts.workers
+
+        async def write_loop() -> None:
+            while (batch := await queue.get()) is not None:
+                outcome = await writer.write(batch.documents)
+                self.metrics.written += outcome.written
+                self.metrics.already_present += outcome.already_present
+                self.metrics.rejected += outcome.rejected
+                self.metrics.bytes_written += batch.nbytes
+                self.metrics.batches += 1
+                watermarks[batch.partition].acknowledge(batch.seq, batch.last_id,
+                                                        batch.source_count)
+
+        async def save_loop() -> None:
+            last_count, last_time = watermarks.done_count(), time.monotonic()
+            while not writers_done.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(writers_done.wait(), timeout=0.5)
+                done = watermarks.done_count()
+                due = (done - last_count >= opts.checkpoint_interval
+                       or time.monotonic() - last_time >= SAVE_EVERY_S)
+                if due and done != last_count:
+                    await self._save(store, run_id, base_state, watermarks)
+                    last_count, last_time = done, time.monotonic()
+
+        async def read_all() -> None:
+            cursors = asyncio.Semaphore(opts.parallel_cursors)
+
+            async def read_one(state: PartitionState) -> None:
+                async with cursors:
+                    if self.stop.is_set():
+                        return
+                    if state.partition.group == LEGACY_GROUP:
+                        await legacy.read(state)
+                    else:
+                        await reader.read(state)
+
+            async with asyncio.TaskGroup() as readers:
+                for state in watermarks.pending():
+                    readers.create_task(read_one(state))
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(save_loop())
+            workers = [group.create_task(write_loop()) for _ in range(opts.workers)]
+            await read_all()
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+            writers_done.set()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _checkpoint_store(self, target_client: Any) -> CheckpointStore:
+        kind, path = parse_store_spec(self.options.checkpoint_store)
+        if kind == "file":
+            assert path is not None
+            return FileCheckpointStore(path)
+        return TargetCheckpointStore(target_client)
+
+    async def _save(self, store: CheckpointStore, run_id: str, base: dict[str, Any],
+                    watermarks: Watermarks, *, finished: bool = False, final: bool = False) -> None:
+        state = {
+            **base,
+            "partitions": watermarks.to_state(),
+            "done_count": watermarks.done_count(),
+            "finished": finished,
+            "updated_at": time.time(),
+        }
+        try:
+            await store.save(run_id, state)
+        except (PyMongoError, OSError) as exc:
+            if not final:
+                raise
+            # The last saved checkpoint is still valid (marks only move forward).
+            log.warning("could not save the final checkpoint (%s); the previous one stands", exc)
+            return
+        event(log, "checkpoint_saved", f"checkpoint saved: {watermarks.done_count():,} documents",
+              level=logging.DEBUG, run_id=run_id, done=watermarks.done_count())
+
+    def _fill_report(self, report: MigrationReport, dead_letter: DeadLetterFile) -> None:
+        m = self.metrics
+        m.finish()
+        report.read = m.read
+        report.written = m.written
+        report.already_present = m.already_present
+        report.transformed = m.transformed
+        report.dropped = m.dropped
+        report.rejected = m.rejected
+        report.retries = m.retries
+        report.throttled = m.throttled
+        report.duration_s = m.elapsed
+        report.docs_per_second = m.docs_per_second()
+        report.mb_per_second = m.mb_per_second()
+        report.peak_memory_mb = m.peak_rss_bytes / 1e6
+        if dead_letter.count:
+            report.dead_letter_file = str(dead_letter.path)
+
+    @contextlib.contextmanager
+    def _signal_handlers(self) -> Any:
+        if not self.options.handle_signals:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            self._signals += 1
+            if self._signals == 1:
+                log.warning("%s received: finishing in-flight batches and saving the "
+                            "checkpoint (press again to stop at once)", signal.Signals(signum).name)
+                self.stop.set()
+            else:
+                raise SystemExit(130)
+
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, on_signal, signum)
+                installed.append(signum)
+            except (NotImplementedError, RuntimeError):  # not the main thread
+                pass
+        try:
+            yield
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+
+def _refuse_same_namespace(source: Endpoint, target: Endpoint) -> None:
+    if source.host_key() == target.host_key() and source.namespace == target.namespace:
+        raise UserError(
+            f"source and target are the same collection ({source.namespace} on "
+            f"{mask_uri(source.uri)})",
+            hint="point --target-db/--target-collection or --target-uri somewhere else",
+        )
+
+
+def _check_compatible(state: dict[str, Any], digest: str) -> None:
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"checkpoint format {state.get('format')} is not supported by this version",
+            hint="run with --force-from-start",
+        )
+    if state.get("config_hash") != digest:
+        raise CheckpointError(
+            "the strategy's query or projection changed since this migration was checkpointed",
+            hint="run with --force-from-start to begin again, or restore the strategy",
+        )
+    if not isinstance(state.get("partitions"), list):
+        raise CheckpointError("checkpoint has no partition list", hint="run with --force-from-start")
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """TaskGroups wrap errors; surface the first one that means something to the user."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _unwrap(inner)
+            if isinstance(found, DataWorksError):
+                return found
+        return _unwrap(exc.exceptions[0])
+    if isinstance(exc, PyMongoError):
+        return RunFailed(f"database error: {exc}")
+    return exc

@@ -1,0 +1,46 @@
+"""What a migration did, for people (summary table) and programs (fields)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+MigrationStatus = Literal["completed", "nothing to do", "interrupted", "failed"]
+
+
+@dataclass
+class MigrationReport:
+    run_id: str
+    source: str  # namespace with masked URI
+    target: str
+    strategy: str
+    status: MigrationStatus = "completed"
+    read: int = 0
+    written: int = 0
+    already_present: int = 0
+    transformed: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    retries: int = 0
+    throttled: int = 0
+    resumed_from: int = 0
+    duration_s: float = 0.0
+    docs_per_second: float = 0.0
+    mb_per_second: float = 0.0
+    peak_memory_mb: float = 0.0
+    source_count: int | None = None
+    target_count: int | None = None
+    partitions: int = 0
+    checkpoint_store: str = ""
+    dead_letter_file: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    verification: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def closing_line(self) -> str:
+        return (
+            f"{self.written:,} migrated, {self.already_present:,} already present, "
+            f"{self.dropped:,} dropped, {self.rejected:,} rejected"
+        )
