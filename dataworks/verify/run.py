@@ -18,6 +18,16 @@ from dataworks.verify.report import VerifyMode, VerifyReport
 from dataworks.verify.sample import sample_compare
 
 
+def as_verify_partition(part: Any) -> VerifyPartition:
+    """Accept the migration engine's `Partition` (anything with `query()`) as well."""
+    if isinstance(part, VerifyPartition):
+        return part
+    if callable(getattr(part, "query", None)):
+        return VerifyPartition(part.query(), f"{getattr(part, 'group', '')} "
+                                             f"{getattr(part, 'index', '')}".strip())
+    return VerifyPartition(dict(part))
+
+
 def _sorted_ids(values: Any) -> list[Any]:
     return sorted(values, key=sort_key)
 
@@ -29,7 +39,7 @@ async def verify(
     *,
     sample_size: int = 1000,
     transform: Transform | None = None,
-    partitions: int | Sequence[VerifyPartition] | None = None,
+    partitions: int | Sequence[Any] | None = None,
     parallelism: int = 4,
     batch_size: int = 1000,
     seed: int | None = None,
@@ -44,7 +54,8 @@ async def verify(
     into what the target should hold; pass the migration strategy's `transform`.
     `partitions`: a number of `_id` ranges to read in parallel (default `parallelism`;
     found with `$sample`, one partition when the source lacks it), or ready-made partitions
-    that together cover the collection exactly once.
+    (`VerifyPartition`, filter dicts, or the engine's `Partition`s from its saved plan) that
+    together cover the collection exactly once.
     """
     try:
         mode = VerifyMode(mode)
@@ -69,7 +80,8 @@ async def verify(
             wanted = parallelism if partitions is None else partitions
             parts, report.method = await plan_partitions(source, wanted)
         else:
-            parts, report.method = list(partitions), "partitions given by the caller"
+            parts = [as_verify_partition(p) for p in partitions]
+            report.method = "partitions given by the caller"
         found = await hash_compare(
             source, target, parts, transform=transform, parallelism=parallelism,
             batch_size=batch_size,

@@ -1,0 +1,156 @@
+"""Verification building blocks without a server: raw splitting, `_id` identity and order,
+partition planning, the merge (on fake cursors), reconciliation and the report."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import bson
+import pytest
+from bson import Decimal128, Int64, ObjectId
+
+from dataworks.verify.hashcompare import Differences, compare_partition, expected_documents
+from dataworks.verify.partitions import VerifyPartition, partitions_from_sample
+from dataworks.verify.rawdocs import id_key, sort_key, split_documents
+from dataworks.verify.report import VerifyMode, VerifyReport
+
+
+def test_split_documents_returns_each_document_bytes():
+    docs = [bson.encode({"_id": i, "pad": "x" * i}) for i in range(5)]
+    assert split_documents(b"".join(docs)) == docs
+    assert split_documents(b"") == []
+
+
+def test_id_key_treats_numeric_types_as_one_id_and_keeps_field_order():
+    assert id_key(1) == id_key(1.0) == id_key(Int64(1)) == id_key(Decimal128("1"))
+    assert id_key(True) != id_key(1)
+    assert id_key({"a": 1, "b": 2}) != id_key({"b": 2, "a": 1})
+    assert id_key("1") != id_key(1)
+
+
+def test_sort_key_follows_bson_type_order():
+    oid = ObjectId()
+    values = [True, oid, "b", {"a": 1}, 2.5, None, "a", 1, bson.Binary(b"z", 0)]
+    ordered = sorted(values, key=sort_key)
+    assert ordered == [None, 1, 2.5, "a", "b", {"a": 1}, bson.Binary(b"z", 0), oid, True]
+
+
+def test_partitions_from_sample_cover_every_type():
+    ids = [ObjectId() for _ in range(64)] + list(range(64)) + [{"x": 1}]
+    parts = partitions_from_sample(ids, 4)
+    groups = [p.filter.get("_id", {}).get("$type") for p in parts]
+    assert "objectId" in groups and "number" in groups
+    assert parts[-1].filter == {"$nor": [{"_id": {"$type": "number"}},
+                                         {"_id": {"$type": "objectId"}}]}
+    assert len(parts) >= 4
+    assert partitions_from_sample([], 4) == [VerifyPartition()]
+
+
+class _FakeCursor:
+    """A raw-batch cursor over pre-encoded documents, in `_id` order."""
+
+    def __init__(self, docs: list[bytes], batch: int) -> None:
+        self._batches = [b"".join(docs[i:i + batch]) for i in range(0, len(docs), batch)]
+
+    def __aiter__(self):
+        return self._gen()
+
+    async def _gen(self):
+        for batch in self._batches:
+            yield batch
+
+    async def close(self) -> None:
+        pass
+
+
+class _FakeCollection:
+    def __init__(self, docs: list[dict], batch: int) -> None:
+        ordered = sorted(docs, key=lambda d: sort_key(d["_id"]))
+        self._docs = [bson.encode(d) for d in ordered]
+        self._batch = batch
+
+    def find_raw_batches(self, *args, **kwargs):
+        return _FakeCursor(self._docs, self._batch)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_merge_finds_exactly_the_differences(seed):
+    rng = random.Random(seed)
+    source = [{"_id": i if i % 3 else f"s{i}", "v": i} for i in range(2000)]
+    target = [dict(d) for d in source]
+    deleted = {target.pop(rng.randrange(len(target)))["_id"] for _ in range(7)}
+    changed = set()
+    for _ in range(5):
+        doc = target[rng.randrange(len(target))]
+        doc["v"] = -1
+        changed.add(doc["_id"])
+    extra = {f"zz{i}" for i in range(3)} | {10_000}
+    target += [{"_id": e} for e in extra]
+    found = await compare_partition(
+        _FakeCollection(source, 97), _FakeCollection(target, 64), VerifyPartition()
+    )
+    found.reconcile()
+    assert {v for v, _ in found.missing.values()} == deleted
+    assert {v for v, _ in found.extra.values()} == extra
+    assert set(found.changed.values()) == changed
+    assert found.matched == 2000 - len(deleted) - len(changed)
+    assert (found.source_docs, found.target_docs) == (2000, len(target))
+
+
+async def test_merge_with_a_transform_compares_transformed_documents():
+    source = [{"_id": i, "v": i} for i in range(300)]
+    target = [{"_id": i, "v": i, "double": 2 * i} for i in range(300)]
+    identity = await compare_partition(
+        _FakeCollection(source, 50), _FakeCollection(target, 50), VerifyPartition()
+    )
+    assert len(identity.changed) == 300
+    found = await compare_partition(
+        _FakeCollection(source, 50), _FakeCollection(target, 50), VerifyPartition(),
+        transform=lambda d: {**d, "double": 2 * d["v"]},
+    )
+    assert found.matched == 300 and not found.changed and not found.missing
+
+
+async def test_expected_documents_handles_lists_none_and_async():
+    raw = bson.encode({"_id": 1, "a": 2})
+
+    async def split(doc):
+        return [{"_id": doc["_id"]}, {"_id": -doc["_id"]}]
+
+    assert await expected_documents(raw, None) == [raw]
+    assert await expected_documents(raw, lambda d: None) == []
+    assert await expected_documents(raw, split) == [bson.encode({"_id": 1}),
+                                                    bson.encode({"_id": -1})]
+    # _id goes first, as PyMongo's insert puts it
+    assert await expected_documents(raw, lambda d: {"a": 2, "_id": 1}) == [raw]
+
+
+def test_reconcile_pairs_moved_ids():
+    found = Differences()
+    same, other = bson.encode({"_id": 1, "a": 1}), bson.encode({"_id": 2, "a": 1})
+    found.add_missing(same)
+    found.add_extra(same)
+    found.add_missing(other)
+    found.add_extra(bson.encode({"_id": 2, "a": 9}))
+    found.reconcile()
+    assert found.matched == 1 and list(found.changed.values()) == [2]
+    assert not found.missing and not found.extra
+
+
+def test_report_json_has_every_id_and_display_is_capped(tmp_path):
+    ids = [ObjectId() for _ in range(150)]
+    report = VerifyReport(VerifyMode.HASH, "a.b", "c.d", missing_ids=ids, changed_ids=[7])
+    assert not report.equal
+    assert len(report.to_dict(limit=100)["missing_ids"]) == 100
+    path = tmp_path / "r.json"
+    report.write_json(path)
+    data = json.loads(path.read_text())
+    assert data["missing_count"] == 150 and len(data["missing_ids"]) == 150
+    assert data["missing_ids"][0] == {"$oid": str(ids[0])}
+    assert data["changed_ids"] == [7]
+
+
+def test_count_report_equality():
+    assert VerifyReport(VerifyMode.COUNT, "a", "b", source_count=3, target_count=3).equal
+    assert not VerifyReport(VerifyMode.COUNT, "a", "b", source_count=3, target_count=2).equal
