@@ -7,7 +7,7 @@ store *before* anything is dropped, and shortened after each index is built, so 
 stops at any point leaves a record the next run finishes from.
 
 The record lives in any `CheckpointStore` (the migration's own store by default: on the
-target cluster), under the key `pending-indexes:<target namespace>`.
+target cluster), under the key `pending-indexes:<target namespace>`, each index as extended JSON text.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bson import json_util
 from pymongo.asynchronous.collection import AsyncCollection
 
 from dataworks.checkpoints.store import CheckpointStore
@@ -53,7 +54,7 @@ async def load_pending(
     state = await store.load(pending_key(target))
     if not state:
         return []
-    return [IndexSpec.from_document(d) for d in state.get("indexes", [])]
+    return [_spec_from_state(d) for d in state.get("indexes", [])]
 
 
 async def _save_pending(
@@ -68,8 +69,20 @@ async def _save_pending(
             "format": PENDING_FORMAT,
             "kind": "pending-indexes",
             "target": target.full_name,
-            "indexes": [s.to_document() for s in specs],
+            "indexes": [_spec_to_state(s) for s in specs],
         },
+    )
+
+
+def _spec_to_state(spec: IndexSpec) -> str:
+    """Canonical extended JSON text: index keys hold dots (`address.city`) and options hold
+    `$` operators (`partialFilterExpression`), which some servers refuse as field names."""
+    return json_util.dumps(spec.to_document(), json_options=json_util.CANONICAL_JSON_OPTIONS)
+
+
+def _spec_from_state(text: str) -> IndexSpec:
+    return IndexSpec.from_document(
+        json_util.loads(text, json_options=json_util.CANONICAL_JSON_OPTIONS)
     )
 
 
