@@ -188,7 +188,7 @@ def test_indexes_cli_compare_and_copy_exit_codes(source_uri, target_uri, unique_
             second = runner.invoke(app, ["indexes", "compare", "--json", *args])
             assert second.exit_code == 0, second.output
             assert '"equal": true' in second.output
-            missing = runner.invoke(app, ["indexes", "compare", *args[:4], "nope", *args[6:]])
+            missing = runner.invoke(app, ["indexes", "compare", *args[:5], "nope", *args[6:]])
             assert missing.exit_code == 2
         finally:
             s.drop_database(unique_db_name)
