@@ -1,0 +1,130 @@
+"""`dataworks generate` against the real test server: types, determinism, exact resume."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from bson import Binary, Int64, ObjectId
+
+from dataworks.config.settings import load_settings
+from dataworks.errors import CheckpointError, Interrupted
+from dataworks.generators.run import generate
+from dataworks.monitoring.metrics import RunMetrics
+
+ROOT = Path(__file__).resolve().parents[2]
+VOLVO = str(ROOT / "user_defined/generators/volvo_generator.py")
+TEMPLATE = str(ROOT / "user_defined/templates/service_order_template.json")
+
+
+def _settings(uri: str, db: str, collection: str, **extra):
+    return load_settings(overrides={"gen_db_connection_string": uri, "gen_db_name": db,
+                                    "gen_db_collection": collection, **extra})
+
+
+async def test_volvo_generator_writes_n_typed_documents(mongo_uri, mongo_client, unique_db_name):
+    report = await generate(_settings(mongo_uri, unique_db_name, "orders"), VOLVO, total=2_500,
+                            seed=11, batch_size=500, workers=1, write_workers=2)
+    coll = mongo_client[unique_db_name]["orders"]
+    assert report.written == 2_500 and await coll.count_documents({}) == 2_500
+    doc = await coll.find_one({"orderNumber": "SO-0000000042"})
+    assert isinstance(doc["_id"], ObjectId)
+    assert isinstance(doc["createdAt"], dt.datetime) and isinstance(doc["vehicle"]["modelYear"], int)
+    assert isinstance(doc["totals"]["total"], float) and isinstance(doc["jobs"], list)
+    assert isinstance(doc["jobs"][0]["parts"], list) and doc["dealer"]["workshop"]["workshopId"]
+    await mongo_client.drop_database(unique_db_name)
+
+
+async def test_template_writes_n_typed_documents(mongo_uri, mongo_client, unique_db_name):
+    report = await generate(_settings(mongo_uri, unique_db_name, "tpl"), TEMPLATE, total=1_200,
+                            seed=2, batch_size=250, workers=0, drop=True)
+    coll = mongo_client[unique_db_name]["tpl"]
+    assert report.written == 1_200 and await coll.count_documents({}) == 1_200
+    doc = await coll.find_one({"sequenceNo": 7})
+    assert isinstance(doc["sequenceNo"], int) and doc["orderNumber"] == "SO-1000006"
+    assert isinstance(doc["externalRef"], Binary) and doc["externalRef"].subtype == 4
+    assert isinstance(doc["dealer"]["dealerId"], ObjectId)
+    assert isinstance(doc["vehicle"]["mileageKm"], (int, Int64)) and doc["invoiceId"] is None
+    assert isinstance(doc["updatedAt"], dt.datetime) and doc["updatedAt"].year == 2025
+    assert 1 <= len(doc["jobs"]) <= 3 and isinstance(doc["vehicle"]["electric"], bool)
+    types = await coll.aggregate([{"$project": {"t": {"$type": "$vehicle.mileageKm"}}},
+                                  {"$group": {"_id": "$t"}}])
+    assert {d["_id"] async for d in types} == {"long"}
+    await mongo_client.drop_database(unique_db_name)
+
+
+async def test_same_seed_same_documents_with_one_and_two_workers(mongo_uri, mongo_client,
+                                                                 unique_db_name):
+    for name, workers in (("one", 1), ("two", 2)):
+        await generate(_settings(mongo_uri, unique_db_name, name), VOLVO, total=1_500, seed=99,
+                       batch_size=200, workers=workers, write_workers=3)
+    db = mongo_client[unique_db_name]
+    one = await db["one"].find({}).sort("_id", 1).to_list()
+    two = await db["two"].find({}).sort("_id", 1).to_list()
+    assert len(one) == 1_500 and one == two
+    await mongo_client.drop_database(unique_db_name)
+
+
+async def test_cancelled_run_resumes_to_exactly_n(mongo_uri, mongo_client, unique_db_name):
+    settings = _settings(mongo_uri, unique_db_name, "resume", checkpoint_interval=400)
+    metrics = RunMetrics()
+    task = asyncio.create_task(generate(settings, TEMPLATE, total=6_000, seed=5, batch_size=200,
+                                        workers=1, write_workers=2, metrics=metrics))
+    while metrics.written < 1_000:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(Interrupted):
+        await task
+    coll = mongo_client[unique_db_name]["resume"]
+    partial = await coll.count_documents({})
+    assert 1_000 <= partial < 6_000
+    with pytest.raises(CheckpointError):  # a resume must keep the run's parameters
+        await generate(settings, TEMPLATE, total=7_000, resume=True, workers=1)
+    report = await generate(settings, TEMPLATE, resume=True, workers=2)
+    assert report.resumed and report.seed == 5 and report.documents == 6_000
+    assert await coll.count_documents({}) == 6_000
+    seqs = await coll.distinct("sequenceNo")
+    assert sorted(seqs) == list(range(1, 6_001))
+    await mongo_client.drop_database(unique_db_name)
+
+
+async def test_killed_cli_run_resumes_to_exactly_n(mongo_uri, mongo_client, unique_db_name,
+                                                   tmp_path):
+    """SIGKILL: no chance to save; the periodic checkpoint and duplicate-key no-ops suffice."""
+    env = {**os.environ, "GEN_DB_CONNECTION_STRING": mongo_uri, "GEN_DB_NAME": unique_db_name,
+           "GEN_DB_COLLECTION": "killed", "FRAMEWORK_CHECKPOINT_INTERVAL": "300"}
+    store = f"file:{tmp_path / 'state'}"
+    args = [sys.executable, "-m", "dataworks", "generate", "--source", VOLVO, "--total", "4000",
+            "--batch-size", "100", "--workers", "1", "--write-workers", "1", "--checkpoint-store", store, "-q"]
+    proc = subprocess.Popen(args, env=env, cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    coll = mongo_client[unique_db_name]["killed"]
+    deadline = time.monotonic() + 60
+    while await coll.estimated_document_count() < 800:
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = await coll.count_documents({})
+    assert partial < 4_000
+    result = subprocess.run([*args[:-1], "--resume", "-q"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "already present" in result.stderr
+    assert await coll.count_documents({}) == 4_000
+    numbers = await coll.distinct("orderNumber")
+    assert len(numbers) == 4_000
+    await mongo_client.drop_database(unique_db_name)
+
+
+async def test_resume_without_a_run_is_a_user_error(mongo_uri, unique_db_name):
+    with pytest.raises(CheckpointError):
+        await generate(_settings(mongo_uri, unique_db_name, "none"), VOLVO, resume=True)
