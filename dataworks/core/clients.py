@@ -15,7 +15,7 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import ConfigurationError, InvalidURI
+from pymongo.errors import ConfigurationError, InvalidURI, PyMongoError
 
 from dataworks.config.settings import mask_uri
 from dataworks.errors import SettingsError
@@ -124,5 +124,21 @@ class ReadOnlyCollection:
         )
         return self.name in names
 
+    async def fast_count(self) -> int:
+        return await fast_count(self.__collection)
+
     async def collection_stats(self) -> dict[str, Any]:
         return await self.__collection.database.command("collStats", self.name)
+
+
+async def fast_count(collection: Any) -> int:
+    """Document count from collection metadata (`collStats`), where `count` would scan.
+
+    MongoDB answers `count` from metadata, but FerretDB scans and decodes every document,
+    and Cosmos DB charges RUs for it; `collStats` is cheap on all three.
+    """
+    try:
+        stats = await collection.database.command("collStats", collection.name)
+        return int(stats["count"])
+    except (PyMongoError, KeyError, TypeError, ValueError):
+        return int(await collection.estimated_document_count())

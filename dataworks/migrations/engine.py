@@ -33,7 +33,7 @@ from dataworks.checkpoints.store import (
     parse_store_spec,
 )
 from dataworks.config.settings import mask_uri
-from dataworks.core.clients import Endpoint, ReadOnlyCollection, connect
+from dataworks.core.clients import Endpoint, ReadOnlyCollection, connect, fast_count
 from dataworks.core.dead_letter import DeadLetterFile
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.errors import CheckpointError, DataWorksError, Interrupted, RunFailed, UserError
@@ -155,7 +155,7 @@ class MigrationEngine:
         report.partitions = len(watermarks.states)
 
         count = await (
-            source.count_documents(query) if query else source.estimated_document_count()
+            source.count_documents(query) if query else source.fast_count()
         )
         report.source_count = count
         self.metrics.total = count
@@ -206,7 +206,7 @@ class MigrationEngine:
                 f"({store.description})",
                 hint="run the same command again to resume",
             )
-        report.target_count = await target.estimated_document_count()
+        report.target_count = await fast_count(target)
         await strategy.on_finish(report)
         event(log, "run_finished", report.closing_line(), run_id=run_id,
               **{k: v for k, v in report.to_dict().items() if isinstance(v, int | float)})
