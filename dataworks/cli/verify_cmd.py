@@ -23,7 +23,9 @@ from dataworks.cli.endpoint_options import endpoint_options
 from dataworks.core.clients import ReadOnlyCollection, connect
 from dataworks.core.endpoints import source_endpoint, target_endpoint
 from dataworks.errors import RunFailed, UserError
-from dataworks.verify import VerifyMode, VerifyReport, verify
+from dataworks.migrations.loading import load_strategy
+from dataworks.migrations.strategy import StrategyContext
+from dataworks.verify import Transform, VerifyMode, VerifyReport, verify
 from dataworks.verify.rawdocs import display_id
 from dataworks.verify.report import DISPLAY_LIMIT
 
@@ -86,10 +88,32 @@ def print_report(report: VerifyReport, console: Console) -> None:
     ):
         if ids:
             shown = ", ".join(display_id(v) for v in ids[:DISPLAY_LIMIT])
-            more = f" (+{len(ids) - DISPLAY_LIMIT} more in --report)" if len(ids) > DISPLAY_LIMIT else ""
+            hidden = len(ids) - DISPLAY_LIMIT
+            more = f" (+{hidden} more in --report)" if hidden > 0 else ""
             console.print(f"[bold]{label}[/] ({len(ids)}): {shown}{more}")
     for note in report.notes:
         console.print(f"note: {note}")
+
+
+async def strategy_transform(
+    spec: str | None, source: ReadOnlyCollection, target: AsyncCollection[Any]
+) -> Transform | None:
+    """The strategy's `transform` (after its `on_start`), or None when it does not
+    transform: then documents are compared as raw bytes."""
+    if not spec:
+        return None
+    strategy_cls, _ = load_strategy(spec)
+    if not strategy_cls.transforms():
+        return None
+    context = StrategyContext(
+        source=source,
+        source_namespace=source.full_name,
+        target_namespace=target.full_name,
+        batch_size=1000,
+    )
+    strategy = strategy_cls(context)
+    await strategy.on_start()
+    return strategy.transform
 
 
 def _n(value: int | None) -> str:
@@ -110,6 +134,11 @@ def verify_command(
         int | None,
         typer.Option("--partitions", min=1, help="_id ranges read in parallel (--mode hash)."),
     ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option("--strategy", help="Strategy file PATH[:ClassName] the migration used: "
+                     "its transform is applied to the source side (hash, sample)."),
+    ] = None,
     *,
     endpoints: dict[str, Any],
     common: CommonOptions,
@@ -120,9 +149,10 @@ def verify_command(
 
     async def body() -> VerifyReport:
         async with open_sides(common, endpoints) as (source, target):
+            transform = await strategy_transform(strategy, source, target)
             return await verify(
                 source, target, mode, sample_size=sample_size, partitions=partitions,
-                parallelism=parallelism,
+                parallelism=parallelism, transform=transform,
             )
 
     report = run_async(body)

@@ -7,7 +7,8 @@ store *before* anything is dropped, and shortened after each index is built, so 
 stops at any point leaves a record the next run finishes from.
 
 The record lives in any `CheckpointStore` (the migration's own store by default: on the
-target cluster), under the key `pending-indexes:<target namespace>`, each index as extended JSON text.
+target cluster), under the key `pending-indexes:<target namespace>`, each index as
+extended JSON text.
 """
 
 from __future__ import annotations

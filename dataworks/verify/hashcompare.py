@@ -24,8 +24,17 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from dataworks.core.clients import ReadOnlyCollection
+from dataworks.core.errors import classify
+from dataworks.core.retry import RetryPolicy
+from dataworks.migrations.partitioning import after_in_bson_order
 from dataworks.verify.partitions import VerifyPartition
-from dataworks.verify.rawdocs import document_id, id_key, sort_key, split_documents
+from dataworks.verify.rawdocs import (
+    document_id,
+    id_key,
+    resume_id,
+    sort_key,
+    split_documents,
+)
 
 TransformResult = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 Transform = Callable[[dict[str, Any]], TransformResult | Awaitable[TransformResult]]
@@ -93,28 +102,49 @@ class Differences:
                 self.changed[key] = value
 
 
-Convert = Callable[[bytes], Awaitable[list[bytes]]]
+Convert = Callable[[list[bytes]], Awaitable[list[bytes]]]
 
 
 class _Prefetch:
-    """Reads a raw-batch cursor ahead into a small queue, so the server keeps sending while
-    the comparison runs; errors surface on the consumer's next `next()`."""
+    """Reads one side's partition ahead into a small queue, so the server keeps sending while
+    the comparison runs. A throttled or dropped cursor (Cosmos DB 16500, a reset connection,
+    CursorNotFound) is reopened after the last `_id` already delivered, within the retry
+    policy; other errors surface on the consumer's next `next()`."""
 
-    def __init__(self, cursor: Any, convert: Convert) -> None:
-        self._cursor = cursor
+    def __init__(
+        self, open_cursor: Callable[[Any], Any], convert: Convert, policy: RetryPolicy
+    ) -> None:
+        self._open = open_cursor
+        self._cursor: Any = None
         self._queue: asyncio.Queue[list[bytes] | BaseException | None] = asyncio.Queue(
             PREFETCH_BATCHES
         )
-        self._task = asyncio.create_task(self._run(convert))
+        self._task = asyncio.create_task(self._run(convert, policy))
 
-    async def _run(self, convert: Convert) -> None:
-        try:
-            async for batch in self._cursor:
-                await self._queue.put(await convert(batch))
-        except Exception as exc:  # noqa: BLE001 - handed to the consumer
-            await self._queue.put(exc)
+    async def _run(self, convert: Convert, policy: RetryPolicy) -> None:
+        last: Any = _NOTHING
+        attempt = 0
+        while True:
+            self._cursor = self._open(None if last is _NOTHING else last)
+            try:
+                async for batch in self._cursor:
+                    documents = split_documents(batch)
+                    if documents:
+                        last = resume_id(documents[-1])
+                    await self._queue.put(await convert(documents))
+                    attempt = 0
+            except Exception as exc:  # noqa: BLE001 - classified, then retried or handed on
+                verdict = classify(exc)
+                attempt += 1
+                if verdict.retryable and attempt < policy.max_attempts:
+                    with contextlib.suppress(Exception):
+                        await self._cursor.close()
+                    await asyncio.sleep(policy.delay(attempt, verdict.retry_after_s))
+                    continue
+                await self._queue.put(exc)
+                return
+            await self._queue.put(None)
             return
-        await self._queue.put(None)
 
     async def next(self) -> list[bytes] | None:
         item = await self._queue.get()
@@ -127,7 +157,20 @@ class _Prefetch:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
         with contextlib.suppress(Exception):
-            await self._cursor.close()
+            if self._cursor is not None:
+                await self._cursor.close()
+
+
+_NOTHING = object()
+
+
+def resume_query(base: Mapping[str, Any], after: Any) -> dict[str, Any]:
+    """The partition's filter, narrowed to `_id`s after `after` in the server's order (a
+    plain `$gt` is type-bracketed: it would skip later types in a mixed partition)."""
+    if after is None:
+        return dict(base)
+    later = after_in_bson_order(after)
+    return {"$and": [dict(base), later]} if base else later
 
 
 async def compare_partition(
@@ -137,14 +180,14 @@ async def compare_partition(
     *,
     transform: Transform | None = None,
     batch_size: int = 1000,
+    policy: RetryPolicy | None = None,
 ) -> Differences:
     """Merge one partition of both sides in `_id` order."""
     found = Differences()
     query = dict(partition.filter)
     sort = [("_id", 1)]
 
-    async def source_docs(batch: bytes) -> list[bytes]:
-        documents = split_documents(batch)
+    async def source_docs(documents: list[bytes]) -> list[bytes]:
         found.source_docs += len(documents)
         if transform is None:
             return documents
@@ -153,13 +196,19 @@ async def compare_partition(
             out.extend(await expected_documents(document, transform))
         return out
 
-    async def target_docs(batch: bytes) -> list[bytes]:
-        documents = split_documents(batch)
+    async def target_docs(documents: list[bytes]) -> list[bytes]:
         found.target_docs += len(documents)
         return documents
 
-    left = _Prefetch(source.find_raw_batches(query, sort=sort, batch_size=batch_size), source_docs)
-    right = _Prefetch(target.find_raw_batches(query, sort=sort, batch_size=batch_size), target_docs)
+    policy = policy or RetryPolicy()
+
+    def reader(collection: Any) -> Callable[[Any], Any]:
+        return lambda after: collection.find_raw_batches(
+            resume_query(query, after), sort=sort, batch_size=batch_size
+        )
+
+    left = _Prefetch(reader(source), source_docs, policy)
+    right = _Prefetch(reader(target), target_docs, policy)
     try:
         await _merge(left, right, found)
     finally:
@@ -224,6 +273,7 @@ async def hash_compare(
     transform: Transform | None = None,
     parallelism: int = 4,
     batch_size: int = 1000,
+    policy: RetryPolicy | None = None,
 ) -> Differences:
     """All partitions, at most `parallelism` at a time, combined and reconciled."""
     gate = asyncio.Semaphore(max(1, parallelism))
@@ -231,7 +281,8 @@ async def hash_compare(
     async def one(partition: VerifyPartition) -> Differences:
         async with gate:
             return await compare_partition(
-                source, target, partition, transform=transform, batch_size=batch_size
+                source, target, partition, transform=transform, batch_size=batch_size,
+                policy=policy,
             )
 
     total = Differences()

@@ -71,7 +71,9 @@ def partitions_from_sample(sampled_ids: list[Any], count: int) -> list[VerifyPar
     return parts
 
 
-async def plan_partitions(source: ReadOnlyCollection, count: int) -> tuple[list[VerifyPartition], str]:
+async def plan_partitions(
+    source: ReadOnlyCollection, count: int
+) -> tuple[list[VerifyPartition], str]:
     """Partitions for `count`-way parallel reading, and how they were found."""
     if count <= 1:
         return [VerifyPartition()], "single partition requested"

@@ -41,6 +41,16 @@ def document_id(document: bytes) -> Any:
     return bson.decode(document, DECODE_OPTIONS).get("_id")
 
 
+_RESUME_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
+    datetime_conversion=DatetimeConversion.DATETIME_AUTO
+)
+
+
+def resume_id(document: bytes) -> Any:
+    """The `_id` to reopen a cursor after, decoded as queries expect it (dates as datetime)."""
+    return bson.decode(document, _RESUME_OPTIONS).get("_id")
+
+
 def id_key(value: Any) -> Any:
     """A hashable identity for an `_id`: equal for values the server treats as the same
     `_id` (1, 1.0 and Int64(1)), different otherwise (field order counts in documents)."""

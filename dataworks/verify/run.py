@@ -10,6 +10,7 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 
 from dataworks.core.clients import ReadOnlyCollection
+from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.errors import UserError
 from dataworks.verify.hashcompare import Transform, hash_compare
 from dataworks.verify.partitions import VerifyPartition, plan_partitions
@@ -43,6 +44,7 @@ async def verify(
     parallelism: int = 4,
     batch_size: int = 1000,
     seed: int | None = None,
+    policy: RetryPolicy | None = None,
 ) -> VerifyReport:
     """Compare `source` (read only) with `target`.
 
@@ -66,8 +68,10 @@ async def verify(
     started = time.monotonic()
     report = VerifyReport(mode, source.full_name, target.full_name)
     if mode is VerifyMode.COUNT:
+        policy = policy or RetryPolicy()
         report.source_count, report.target_count = await asyncio.gather(
-            source.count_documents({}), target.count_documents({})
+            with_retries(lambda: source.count_documents({}), policy, what="counting the source"),
+            with_retries(lambda: target.count_documents({}), policy, what="counting the target"),
         )
         report.method = "count_documents"
         if transform is not None:
@@ -84,7 +88,7 @@ async def verify(
             report.method = "partitions given by the caller"
         found = await hash_compare(
             source, target, parts, transform=transform, parallelism=parallelism,
-            batch_size=batch_size,
+            batch_size=batch_size, policy=policy,
         )
         report.partitions = len(parts)
         report.source_count, report.target_count = found.source_docs, found.target_docs
@@ -94,7 +98,7 @@ async def verify(
         report.changed_ids = _sorted_ids(found.changed.values())
     else:
         sampled = await sample_compare(
-            source, target, sample_size, transform=transform, seed=seed
+            source, target, sample_size, transform=transform, seed=seed, policy=policy
         )
         report.method = sampled.method
         report.source_count = sampled.sampled

@@ -15,6 +15,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure
 
 from dataworks.core.clients import ReadOnlyCollection
+from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.verify.hashcompare import Transform, expected_documents
 from dataworks.verify.rawdocs import document_id, id_key, split_documents
 
@@ -51,12 +52,20 @@ async def _reservoir_ids(source: ReadOnlyCollection, size: int, rng: random.Rand
     return reservoir
 
 
-async def _fetch(collection: Any, ids: list[Any]) -> list[bytes]:
+async def _fetch(collection: Any, ids: list[Any], policy: RetryPolicy) -> list[bytes]:
     out: list[bytes] = []
+
+    async def lookup(chunk: list[Any]) -> list[bytes]:
+        found: list[bytes] = []
+        async for batch in collection.find_raw_batches({"_id": {"$in": chunk}}):
+            found.extend(split_documents(batch))
+        return found
+
     for start in range(0, len(ids), LOOKUP_CHUNK):
         chunk = ids[start : start + LOOKUP_CHUNK]
-        async for batch in collection.find_raw_batches({"_id": {"$in": chunk}}):
-            out.extend(split_documents(batch))
+        out.extend(
+            await with_retries(lambda c=chunk: lookup(c), policy, what="sample lookup")
+        )
     return out
 
 
@@ -67,14 +76,16 @@ async def sample_compare(
     *,
     transform: Transform | None = None,
     seed: int | None = None,
+    policy: RetryPolicy | None = None,
 ) -> SampleResult:
+    policy = policy or RetryPolicy()
     result = SampleResult()
     try:
         documents = await _sample_with_stage(source, size)
         result.method = "$sample"
     except OperationFailure as exc:
         ids = await _reservoir_ids(source, size, random.Random(seed))
-        documents = await _fetch(source, ids)
+        documents = await _fetch(source, ids, policy)
         result.method = f"reservoir over an _id scan (no $sample on the source: code {exc.code})"
     unique: dict[Any, bytes] = {}
     for document in documents:  # $sample may return a document twice
@@ -88,7 +99,7 @@ async def sample_compare(
             expected[id_key(value)] = (value, out)
     found = {
         id_key(document_id(d)): d
-        for d in await _fetch(target, [value for value, _ in expected.values()])
+        for d in await _fetch(target, [value for value, _ in expected.values()], policy)
     }
     for key, (value, wanted) in expected.items():
         result.compared += 1

@@ -151,3 +151,33 @@ def test_cli_exit_codes_and_json_report(source_uri, target_uri, unique_db_name, 
         finally:
             s.drop_database(unique_db_name)
             t.drop_database(unique_db_name)
+
+
+STRATEGY = '''
+from dataworks import BaseMigrationStrategy
+
+
+class Upper(BaseMigrationStrategy):
+    def transform(self, doc):
+        return {**doc, "name": doc["name"].upper()}
+'''
+
+
+def test_cli_applies_a_strategy_transform(source_uri, target_uri, unique_db_name, tmp_path):
+    strategy = tmp_path / "upper.py"
+    strategy.write_text(STRATEGY)
+    with MongoClient(source_uri) as s, MongoClient(target_uri) as t:
+        docs = [{"_id": i, "name": f"n{i}"} for i in range(100)]
+        s[unique_db_name]["c"].insert_many(docs)
+        t[unique_db_name]["c"].insert_many([{**d, "name": d["name"].upper()} for d in docs])
+        args = ["verify", "--mode", "hash", "--source-uri", source_uri, "--source-db",
+                unique_db_name, "--source-collection", "c", "--target-uri", target_uri,
+                "--target-db", unique_db_name, "--target-collection", "c"]
+        runner = CliRunner()
+        try:
+            assert runner.invoke(app, args).exit_code == 1
+            result = runner.invoke(app, [*args, "--strategy", str(strategy)])
+            assert result.exit_code == 0, result.output
+        finally:
+            s.drop_database(unique_db_name)
+            t.drop_database(unique_db_name)

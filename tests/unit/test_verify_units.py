@@ -8,8 +8,10 @@ import random
 
 import bson
 import pytest
+from pymongo.errors import AutoReconnect
 from bson import Decimal128, Int64, ObjectId
 
+from dataworks.core.retry import RetryPolicy
 from dataworks.verify.hashcompare import Differences, compare_partition, expected_documents
 from dataworks.verify.partitions import VerifyPartition, partitions_from_sample
 from dataworks.verify.rawdocs import id_key, sort_key, split_documents
@@ -154,3 +156,65 @@ def test_report_json_has_every_id_and_display_is_capped(tmp_path):
 def test_count_report_equality():
     assert VerifyReport(VerifyMode.COUNT, "a", "b", source_count=3, target_count=3).equal
     assert not VerifyReport(VerifyMode.COUNT, "a", "b", source_count=3, target_count=2).equal
+
+
+class _FlakyCollection(_FakeCollection):
+    """Drops its cursor (AutoReconnect) after `fail_after` batches, `failures` times; a
+    reopened cursor honours the `$gt` of the resume filter it is given."""
+
+    def __init__(self, docs: list[dict], batch: int, fail_after: int, failures: int) -> None:
+        super().__init__(docs, batch)
+        self.fail_after, self.failures, self.queries = fail_after, failures, []
+
+    def find_raw_batches(self, query, **kwargs):
+        self.queries.append(query)
+        after = _gt_of(query)
+        docs = [d for d in self._docs
+                if after is None or sort_key(bson.decode(d)["_id"]) > sort_key(after)]
+        cursor = _FakeCursor(docs, self._batch)
+        if self.failures > 0:
+            self.failures -= 1
+            limit = self.fail_after
+
+            async def gen():
+                for n, batch in enumerate(cursor._batches):
+                    if n == limit:
+                        raise AutoReconnect("connection reset")
+                    yield batch
+
+            return _Iter(gen)
+        return cursor
+
+
+class _Iter:
+    def __init__(self, gen) -> None:
+        self._gen = gen
+
+    def __aiter__(self):
+        return self._gen()
+
+    async def close(self) -> None:
+        pass
+
+
+def _gt_of(query):
+    if not query:
+        return None
+    for clause in query.get("$or", []):
+        if "$gt" in clause.get("_id", {}):
+            return clause["_id"]["$gt"]
+    return None
+
+
+async def test_a_dropped_cursor_is_reopened_after_the_last_delivered_id():
+    docs = [{"_id": i, "v": i} for i in range(1000)]
+    flaky = _FlakyCollection(docs, 100, fail_after=3, failures=2)
+    found = await compare_partition(
+        flaky, _FakeCollection(docs, 100), VerifyPartition(),
+        policy=RetryPolicy(base_delay_s=0.001, max_delay_s=0.001),
+    )
+    assert found.matched == 1000 and not found.missing and not found.extra
+    assert found.source_docs == 1000
+    assert len(flaky.queries) == 3
+    assert _gt_of(flaky.queries[1]) == 299  # 3 batches of 100 delivered before the drop
+    assert _gt_of(flaky.queries[2]) == 599
