@@ -30,9 +30,11 @@ OTHER = "other"
 SINGLE_RANGE_GROUPS = frozenset({"object", "binData"})
 ALL = "all"  # every _id, one cursor: for servers that cannot seek by _id range
 # BSON comparison order of types (MongoDB "Comparison/Sort Order"), as `$type` aliases.
+# MinKey/MaxKey and the deprecated symbol type are left out: FerretDB rejects their aliases
+# and no real collection uses them as `_id`.
 TYPE_ORDER: tuple[tuple[str, ...], ...] = (
-    ("minKey",), ("null",), ("number",), ("string", "symbol"), ("object",), ("array",),
-    ("binData",), ("objectId",), ("bool",), ("date",), ("timestamp",), ("regex",), ("maxKey",),
+    ("null",), ("number",), ("string",), ("object",), ("array",),
+    ("binData",), ("objectId",), ("bool",), ("date",), ("timestamp",), ("regex",),
 )
 SAMPLE_PER_PARTITION = 64
 MAX_SAMPLE = 20_000
@@ -185,20 +187,20 @@ def _type_position(value: Any) -> int:
     from bson import MaxKey, MinKey, Regex, Timestamp
 
     if isinstance(value, MinKey):
-        return 0
+        return -1
     if value is None:
-        return 1
+        return 0
     if isinstance(value, bool):
-        return 8
+        return 7
     if isinstance(value, Timestamp):
-        return 10
+        return 9
     if isinstance(value, Regex):
-        return 11
+        return 10
     if isinstance(value, MaxKey):
-        return 12
+        return 11
     group = group_of(value)
-    order = {"number": 2, "string": 3, "object": 4, "binData": 6, "objectId": 7, "date": 9}
-    return order.get(group, 4)
+    order = {"number": 1, "string": 2, "object": 3, "binData": 5, "objectId": 6, "date": 8}
+    return order.get(group, 3)
 
 
 def group_of(value: Any) -> str:

@@ -83,3 +83,13 @@ def test_describe_settings_reports_origin_and_masks(monkeypatch):
     assert rows["FRAMEWORK_MAX_INSERT_WORKERS"].origin == "profile data-migration"
     assert rows["FRAMEWORK_PROFILE"].origin == "command line"
     assert "topsecret" not in repr(rows)
+
+
+def test_env_local_example_documents_every_setting():
+    from pathlib import Path
+
+    from dataworks.config.settings import Settings, env_names
+
+    text = (Path(__file__).resolve().parents[2] / ".env_local.example").read_text()
+    for field in Settings.model_fields:
+        assert f"#{env_names(field)[0]}=" in text, f"{env_names(field)[0]} is not documented"

@@ -1,0 +1,134 @@
+"""Kill the real `dataworks migrate` process at several points; the re-run must end exact."""
+
+from __future__ import annotations
+
+from bson import json_util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+
+from tests.migration_helpers import assert_identical, load, mixed_documents
+
+DOCS = 20_000
+
+
+def start_migrate(source_uri, target_uri, src_db, dst_db, store, cwd: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "FRAMEWORK_CHECKPOINT_INTERVAL": "500",
+        "MIG_BATCH_SIZE": "250",
+        "FRAMEWORK_MAX_INSERT_WORKERS": "4",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "dataworks", "migrate", "--profile", "dev",
+         "--source-uri", source_uri, "--source-db", src_db, "--source-collection", "orders",
+         "--target-uri", target_uri, "--target-db", dst_db, "--target-collection", "orders",
+         "--checkpoint-store", store],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def checkpointed(store: str, target_uri: str, dst_db: str) -> int:
+    """Documents the saved checkpoint vouches for (0 when none yet)."""
+    if store.startswith("file:"):
+        path = Path(store[5:])
+        if not path.exists():
+            return 0
+        try:
+            return int(json_util.loads(path.read_text()).get("done_count", 0))
+        except ValueError:  # being replaced at this instant; atomic rename means retry works
+            return 0
+    with MongoClient(target_uri) as client:
+        doc = client["dataworks_meta"]["checkpoints"].find_one(
+            {"target": {"$regex": f"{dst_db}\\.orders$"}}
+        )
+    return int(doc["done_count"]) if doc else 0
+
+
+def wait_then_kill(proc, condition, timeout=240.0) -> bool:
+    """SIGKILL once `condition()` holds; False if the run ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if condition():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("migration made no progress before the timeout")
+
+
+@pytest.fixture(scope="module")
+def resume_source(source_uri):
+    db = "dw_resume_src"
+    load(source_uri, db, "orders", mixed_documents(DOCS, seed=11))
+    return db
+
+
+@pytest.mark.parametrize("store_kind", ["file", "target"])
+def test_sigkill_at_several_points_then_resume_is_exact(store_kind, resume_source, source_uri,
+                                                         target_uri, unique_db_name, tmp_path):
+    store = f"file:{tmp_path / 'ckpt.json'}" if store_kind == "file" else "target"
+
+    def run():
+        return start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
+                             tmp_path)
+
+    kills = 0
+    # 1: early, before the first batch is acknowledged (planning / first read).
+    proc = run()
+    time.sleep(0.8)
+    kills += wait_then_kill(proc, lambda: True)
+    # 2..4: mid-stream, right after checkpoints vouch for growing amounts.
+    for threshold in (2_000, 8_000, 14_000):
+        proc = run()
+        kills += wait_then_kill(
+            proc, lambda t=threshold: checkpointed(store, target_uri, unique_db_name) >= t
+        )
+    # 5: at an arbitrary instant between checkpoints.
+    proc = run()
+    time.sleep(1.7)
+    kills += wait_then_kill(proc, lambda: True)
+
+    final = run()
+    out, err = final.communicate(timeout=600)
+    assert final.returncode == 0, err
+    assert kills >= 4, "the kills should land before the migration finished"
+    assert f"{DOCS:,}" in out  # target count in the summary
+    assert assert_identical((source_uri, resume_source, "orders"),
+                            (target_uri, unique_db_name, "orders")) == DOCS
+
+    again = run()
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0 and "nothing to do" in out
+
+
+def test_sigint_saves_checkpoint_exits_130_and_resumes(resume_source, source_uri, target_uri,
+                                                        unique_db_name, tmp_path):
+    store = f"file:{tmp_path / 'ckpt.json'}"
+    proc = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store, tmp_path)
+    deadline = time.monotonic() + 240
+    while checkpointed(store, target_uri, unique_db_name) < 1_000:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "resume with: dataworks migrate" in err
+    saved = checkpointed(store, target_uri, unique_db_name)
+    assert 1_000 <= saved < DOCS
+
+    final = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store, tmp_path)
+    _, err = final.communicate(timeout=600)
+    assert final.returncode == 0, err
+    assert assert_identical((source_uri, resume_source, "orders"),
+                            (target_uri, unique_db_name, "orders")) == DOCS
