@@ -181,8 +181,12 @@ async def compare_partition(
     transform: Transform | None = None,
     batch_size: int = 1000,
     policy: RetryPolicy | None = None,
+    source_query: Mapping[str, Any] | None = None,
+    source_projection: Mapping[str, Any] | None = None,
 ) -> Differences:
-    """Merge one partition of both sides in `_id` order."""
+    """Merge one partition of both sides in `_id` order. `source_query` and
+    `source_projection` narrow the source side only: what a strategy's `build_query()` and
+    `projection()` made the migration read."""
     found = Differences()
     query = dict(partition.filter)
     sort = [("_id", 1)]
@@ -202,12 +206,20 @@ async def compare_partition(
 
     policy = policy or RetryPolicy()
 
-    def reader(collection: Any) -> Callable[[Any], Any]:
-        return lambda after: collection.find_raw_batches(
-            resume_query(query, after), sort=sort, batch_size=batch_size
-        )
+    def reader(collection: Any, extra: Mapping[str, Any] | None = None,
+               projection: Mapping[str, Any] | None = None) -> Callable[[Any], Any]:
+        def open_cursor(after: Any) -> Any:
+            own = resume_query(query, after)
+            if extra:
+                own = {"$and": [own, dict(extra)]} if own else dict(extra)
+            options: dict[str, Any] = {"sort": sort, "batch_size": batch_size}
+            if projection:
+                options["projection"] = dict(projection)
+            return collection.find_raw_batches(own, **options)
 
-    left = _Prefetch(reader(source), source_docs, policy)
+        return open_cursor
+
+    left = _Prefetch(reader(source, source_query, source_projection), source_docs, policy)
     right = _Prefetch(reader(target), target_docs, policy)
     try:
         await _merge(left, right, found)
@@ -274,6 +286,8 @@ async def hash_compare(
     parallelism: int = 4,
     batch_size: int = 1000,
     policy: RetryPolicy | None = None,
+    source_query: Mapping[str, Any] | None = None,
+    source_projection: Mapping[str, Any] | None = None,
 ) -> Differences:
     """All partitions, at most `parallelism` at a time, combined and reconciled."""
     gate = asyncio.Semaphore(max(1, parallelism))
@@ -282,7 +296,7 @@ async def hash_compare(
         async with gate:
             return await compare_partition(
                 source, target, partition, transform=transform, batch_size=batch_size,
-                policy=policy,
+                policy=policy, source_query=source_query, source_projection=source_projection,
             )
 
     total = Differences()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -45,6 +45,8 @@ async def verify(
     batch_size: int = 1000,
     seed: int | None = None,
     policy: RetryPolicy | None = None,
+    source_query: Mapping[str, Any] | None = None,
+    source_projection: Mapping[str, Any] | None = None,
 ) -> VerifyReport:
     """Compare `source` (read only) with `target`.
 
@@ -70,7 +72,8 @@ async def verify(
     if mode is VerifyMode.COUNT:
         policy = policy or RetryPolicy()
         report.source_count, report.target_count = await asyncio.gather(
-            with_retries(lambda: source.count_documents({}), policy, what="counting the source"),
+            with_retries(lambda: source.count_documents(dict(source_query or {})), policy,
+                         what="counting the source"),
             with_retries(lambda: target.count_documents({}), policy, what="counting the target"),
         )
         report.method = "count_documents"
@@ -88,7 +91,8 @@ async def verify(
             report.method = "partitions given by the caller"
         found = await hash_compare(
             source, target, parts, transform=transform, parallelism=parallelism,
-            batch_size=batch_size, policy=policy,
+            batch_size=batch_size, policy=policy, source_query=source_query,
+            source_projection=source_projection,
         )
         report.partitions = len(parts)
         report.source_count, report.target_count = found.source_docs, found.target_docs
@@ -98,7 +102,8 @@ async def verify(
         report.changed_ids = _sorted_ids(found.changed.values())
     else:
         sampled = await sample_compare(
-            source, target, sample_size, transform=transform, seed=seed, policy=policy
+            source, target, sample_size, transform=transform, seed=seed, policy=policy,
+            source_query=source_query, source_projection=source_projection,
         )
         report.method = sampled.method
         report.source_count = sampled.sampled

@@ -8,6 +8,7 @@ fetched by `_id`: uniform, at the price of reading every `_id` once.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,15 +33,30 @@ class SampleResult:
     method: str = ""
 
 
-async def _sample_with_stage(source: ReadOnlyCollection, size: int) -> list[bytes]:
-    cursor = await source.raw.aggregate([{"$sample": {"size": size}}])
+async def _sample_with_stage(
+    source: ReadOnlyCollection,
+    size: int,
+    query: Mapping[str, Any] | None,
+    projection: Mapping[str, Any] | None,
+) -> list[bytes]:
+    pipeline: list[dict[str, Any]] = [{"$match": dict(query)}] if query else []
+    pipeline.append({"$sample": {"size": size}})
+    if projection:
+        pipeline.append({"$project": dict(projection)})
+    cursor = await source.raw.aggregate(pipeline)
     return [doc.raw async for doc in cursor]
 
 
-async def _reservoir_ids(source: ReadOnlyCollection, size: int, rng: random.Random) -> list[Any]:
+async def _reservoir_ids(
+    source: ReadOnlyCollection,
+    size: int,
+    rng: random.Random,
+    query: Mapping[str, Any] | None,
+) -> list[Any]:
     reservoir: list[Any] = []
     seen = 0
-    async for batch in source.find_raw_batches({}, projection={"_id": 1}, batch_size=10_000):
+    scan = source.find_raw_batches(dict(query or {}), projection={"_id": 1}, batch_size=10_000)
+    async for batch in scan:
         for document in split_documents(batch):
             seen += 1
             if len(reservoir) < size:
@@ -52,12 +68,18 @@ async def _reservoir_ids(source: ReadOnlyCollection, size: int, rng: random.Rand
     return reservoir
 
 
-async def _fetch(collection: Any, ids: list[Any], policy: RetryPolicy) -> list[bytes]:
+async def _fetch(
+    collection: Any,
+    ids: list[Any],
+    policy: RetryPolicy,
+    projection: Mapping[str, Any] | None = None,
+) -> list[bytes]:
     out: list[bytes] = []
+    options = {"projection": dict(projection)} if projection else {}
 
     async def lookup(chunk: list[Any]) -> list[bytes]:
         found: list[bytes] = []
-        async for batch in collection.find_raw_batches({"_id": {"$in": chunk}}):
+        async for batch in collection.find_raw_batches({"_id": {"$in": chunk}}, **options):
             found.extend(split_documents(batch))
         return found
 
@@ -77,15 +99,17 @@ async def sample_compare(
     transform: Transform | None = None,
     seed: int | None = None,
     policy: RetryPolicy | None = None,
+    source_query: Mapping[str, Any] | None = None,
+    source_projection: Mapping[str, Any] | None = None,
 ) -> SampleResult:
     policy = policy or RetryPolicy()
     result = SampleResult()
     try:
-        documents = await _sample_with_stage(source, size)
+        documents = await _sample_with_stage(source, size, source_query, source_projection)
         result.method = "$sample"
     except OperationFailure as exc:
-        ids = await _reservoir_ids(source, size, random.Random(seed))
-        documents = await _fetch(source, ids, policy)
+        ids = await _reservoir_ids(source, size, random.Random(seed), source_query)
+        documents = await _fetch(source, ids, policy, source_projection)
         result.method = f"reservoir over an _id scan (no $sample on the source: code {exc.code})"
     unique: dict[Any, bytes] = {}
     for document in documents:  # $sample may return a document twice

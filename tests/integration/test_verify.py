@@ -181,3 +181,20 @@ def test_cli_applies_a_strategy_transform(source_uri, target_uri, unique_db_name
         finally:
             s.drop_database(unique_db_name)
             t.drop_database(unique_db_name)
+
+
+async def test_source_query_and_projection_narrow_the_source_side(clients):
+    source_db, target_db = clients
+    docs = [{"_id": i, "kind": "a" if i % 2 else "b", "secret": i} for i in range(400)]
+    await source_db.q.insert_many(docs)
+    await target_db.q.insert_many(
+        [{"_id": d["_id"], "kind": d["kind"]} for d in docs if d["kind"] == "a"]
+    )
+    source = ReadOnlyCollection(source_db.q)
+    narrow = {"source_query": {"kind": "a"}, "source_projection": {"secret": 0}}
+    assert not (await verify(source, target_db.q, "hash")).equal
+    for mode in ("count", "hash", "sample"):
+        report = await verify(source, target_db.q, mode, sample_size=300, **narrow)
+        assert report.equal, (mode, report.to_dict(limit=3))
+    hashed = await verify(source, target_db.q, "hash", **narrow)
+    assert hashed.matched == 200 and hashed.source_count == 200
