@@ -10,6 +10,7 @@ so splitting would multiply scans instead of sharing one.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,7 @@ class VerifyPartition:
 def _ranges(alias: str, bounds: list[Any]) -> list[VerifyPartition]:
     parts = []
     edges: list[Any] = [None, *bounds, None]
-    for index, (low, high) in enumerate(zip(edges, edges[1:], strict=False)):
+    for index, (low, high) in enumerate(itertools.pairwise(edges)):
         condition: dict[str, Any] = {"$type": alias}
         if low is not None:
             condition["$gte"] = low

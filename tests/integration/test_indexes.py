@@ -73,7 +73,7 @@ async def test_indexes_of_several_kinds_are_copied_and_compare_equal(sides):
 
 
 async def test_compare_names_missing_extra_and_different(sides):
-    source, target, docs, _ = sides
+    source, target, _docs, _ = sides
     await copy_indexes(source, target)
     await target.drop_index("address_city")
     await target.drop_index("email_unique")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bson import Int64, SON
+from bson import SON, Int64
 
 from dataworks.indexes import IndexSpec, IndexStatus, diff_indexes, plan_indexes
 from dataworks.indexes.spec import normalize

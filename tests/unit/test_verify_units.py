@@ -8,8 +8,8 @@ import random
 
 import bson
 import pytest
-from pymongo.errors import AutoReconnect
 from bson import Decimal128, Int64, ObjectId
+from pymongo.errors import AutoReconnect
 
 from dataworks.core.retry import RetryPolicy
 from dataworks.verify.hashcompare import Differences, compare_partition, expected_documents
