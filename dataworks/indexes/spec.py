@@ -42,9 +42,10 @@ KEPT_OPTIONS = frozenset(
 BOOKKEEPING = frozenset({"v", "ns", "key", "name", "background", "dropDups", "safe"})
 #: Options whose `false` value is the default, so `false` and absent mean the same index.
 FALSE_IS_DEFAULT = frozenset({"unique", "sparse", "hidden"})
-#: Text-index options every server fills in on its own; ignored when comparing.
-SERVER_FILLED = frozenset({"textIndexVersion", "2dsphereIndexVersion", "default_language",
-                           "language_override", "weights"})
+#: Index-format versions each server fills in on its own; ignored when comparing.
+SERVER_FILLED = frozenset({"textIndexVersion", "2dsphereIndexVersion"})
+#: Text-index defaults a server lists though nobody asked for them; equal to absent.
+TEXT_DEFAULTS = {"default_language": "english", "language_override": "language"}
 
 COSMOS_TS_FIELD = "_ts"
 ID_INDEX_NAME = "_id_"
@@ -141,8 +142,16 @@ def _default_name(key: tuple[tuple[str, Any], ...]) -> str:
 
 
 def comparable_options(spec: IndexSpec) -> dict[str, Any]:
-    """Options that decide whether two indexes are the same (server-filled ones excluded)."""
-    return {k: v for k, v in spec.options.items() if k not in SERVER_FILLED}
+    """Options that decide whether two indexes are the same (server-filled ones excluded;
+    `weights` stay: they name a text index's fields, its key only says `_fts`)."""
+    return {
+        k: v
+        for k, v in spec.options.items()
+        if k not in SERVER_FILLED and TEXT_DEFAULTS.get(k, _NO_DEFAULT) != v
+    }
+
+
+_NO_DEFAULT = object()
 
 
 def plan_indexes(

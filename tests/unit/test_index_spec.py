@@ -103,7 +103,15 @@ def test_skipped_indexes_do_not_make_a_comparison_unequal():
 
 
 def test_direction_types_and_text_server_fields_do_not_count_as_differences():
-    source, _ = normalize({"key": {"a": 1.0, "t": "text"}, "name": "t", "weights": {"t": 1}})
-    target, _ = normalize({"key": {"a": Int64(1), "t": "text"}, "name": "t",
-                           "textIndexVersion": 3, "default_language": "english"})
+    source, _ = normalize({"key": {"a": 1.0, "_fts": "text", "_ftsx": 1}, "name": "t",
+                           "weights": {"title": 1}})
+    target, _ = normalize({"key": {"a": Int64(1), "_fts": "text", "_ftsx": 1}, "name": "t",
+                           "weights": {"title": 1}, "textIndexVersion": 3,
+                           "default_language": "english", "language_override": "language"})
     assert source.same_definition(target)
+    other_fields, _ = normalize({"key": {"a": 1, "_fts": "text", "_ftsx": 1}, "name": "t",
+                                 "weights": {"body": 1}})
+    assert not source.same_definition(other_fields)  # weights name a text index's fields
+    german, _ = normalize({"key": {"a": 1, "_fts": "text", "_ftsx": 1}, "name": "t",
+                           "weights": {"title": 1}, "default_language": "german"})
+    assert not source.same_definition(german)
