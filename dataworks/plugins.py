@@ -7,19 +7,27 @@ Rules (shared by `migrate`, `generate`, `check` and worker processes):
 - Exactly one subclass of the expected base class must be defined in the file, unless a
   class name is given.
 - Every problem becomes a `PluginError` whose message starts with `file:line:`.
+
+`load_plugin` stops at the first file that cannot be used (what engines need); `collect_problems`
+keeps going and returns every problem it can find as `Problem`s (what `dataworks check`
+shows). When the file cannot be imported, the classes are still checked from the syntax tree,
+so one run of `check` shows the import error *and* the hook mistakes below it.
 """
 
 from __future__ import annotations
 
+import ast
+import difflib
 import hashlib
 import importlib.util
 import inspect
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
 
 from dataworks.errors import PluginError
 
@@ -51,8 +59,11 @@ def module_name_for(path: Path) -> str:
     return f"dataworks_user_{stem}_{digest}"
 
 
-def load_module(path: Path, *, kind: str = "plugin") -> ModuleType:
-    """Execute a user file as a fresh module; errors point at the user's line."""
+def load_module(path: Path, *, kind: str = "plugin", fresh: bool = False) -> ModuleType:
+    """Execute a user file as a fresh module; errors point at the user's line.
+
+    A file already loaded in this process is reused (engines load it once), unless `fresh`
+    asks to run the file again (`dataworks check` after an edit)."""
     path = path.expanduser()
     if not path.is_file():
         raise PluginError(
@@ -64,7 +75,9 @@ def load_module(path: Path, *, kind: str = "plugin") -> ModuleType:
     resolved = path.resolve()
     name = module_name_for(resolved)
     if name in sys.modules:
-        return sys.modules[name]
+        if not fresh:
+            return sys.modules[name]
+        del sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, resolved)
     if spec is None or spec.loader is None:  # pragma: no cover - only for odd file systems
         raise PluginError(f"{path}: cannot be loaded as a Python module")
@@ -132,35 +145,90 @@ def _line_of(obj: Any) -> int:
         return 0
 
 
+ProblemKind = Literal[
+    "file", "syntax", "import", "no-class", "several-classes", "not-a-method", "signature",
+    "not-async", "not-sync", "yield", "misspelled-hook", "constructor",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in a plugin file, at the line to fix."""
+
+    path: str
+    line: int
+    message: str
+    kind: ProblemKind
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
 def check_hooks(cls: type, base: type) -> list[str]:
     """Problems with overridden hooks: wrong parameters, or sync where async is required.
 
-    The base class lists its hooks in `__hooks__` as {name: must_be_async}. Returns messages
-    of the form `file:line: ...`, all at once so `dataworks check` can show every problem.
+    The base class lists its hooks in `__hooks__` as {name: must_be_async}; hooks that may be
+    either are listed in `__async_allowed__`. Returns messages of the form `file:line: ...`,
+    all at once so `dataworks check` can show every problem.
     """
-    problems: list[str] = []
-    path = inspect.getsourcefile(cls) or "?"
+    return [str(p) for p in hook_problems(cls, base)]
+
+
+def hook_problems(cls: type, base: type, path: str | None = None) -> list[Problem]:
+    """`check_hooks` as `Problem`s; `path` is how to name the file (default: its real path)."""
+    problems: list[Problem] = []
+    path = path or inspect.getsourcefile(cls) or "?"
+    name = cls.__name__
+
+    def add(line: int, message: str, kind: ProblemKind) -> None:
+        problems.append(Problem(path, line, message, kind))
+
     for hook, must_be_async in getattr(base, "__hooks__", {}).items():
         override = cls.__dict__.get(hook)
         if override is None:
             continue
         line = _line_of(override)
         if not callable(override):
-            problems.append(f"{path}:{line}: {cls.__name__}.{hook} must be a method")
+            add(line or _line_of(cls), f"{name}.{hook} must be a method", "not-a-method")
             continue
         expected = inspect.signature(getattr(base, hook))
         actual = inspect.signature(override)
         if not _compatible(expected, actual):
-            problems.append(
-                f"{path}:{line}: {cls.__name__}.{hook}{actual} does not match "
-                f"the hook's signature {hook}{expected}"
-            )
+            add(line, f"{name}.{hook}{actual} does not match the hook's signature "
+                f"{hook}{expected}", "signature")
         is_async = inspect.iscoroutinefunction(override) or inspect.isasyncgenfunction(override)
         if must_be_async and not is_async:
-            problems.append(
-                f"{path}:{line}: {cls.__name__}.{hook} must be declared `async def`"
-            )
+            add(line, f"{name}.{hook} must be declared `async def`", "not-async")
+        elif not must_be_async and is_async and hook not in _async_allowed(base):
+            add(line, f"{name}.{hook} must be a plain `def`: the engine calls it without "
+                "`await`", "not-sync")
+        if inspect.isgeneratorfunction(override) or inspect.isasyncgenfunction(override):
+            add(line, f"{name}.{hook} uses `yield`; return a value (a list for several "
+                "documents) instead", "yield")
+    for attr, value in cls.__dict__.items():
+        hook = _close_hook(attr, base)
+        if hook and inspect.isfunction(value):
+            add(_line_of(value), _misspelled_message(name, attr, base, hook), "misspelled-hook")
     return problems
+
+
+def _async_allowed(base: type) -> frozenset[str]:
+    """Hooks that may be either `def` or `async def` (the engine awaits what needs it)."""
+    return frozenset(getattr(base, "__async_allowed__", ()))
+
+
+def _close_hook(attr: str, base: type) -> str | None:
+    """The hook `attr` looks like a misspelling of, if it is not a name the base knows."""
+    if attr.startswith("__") or hasattr(base, attr):
+        return None
+    close = difflib.get_close_matches(attr, list(getattr(base, "__hooks__", {})), n=1,
+                                      cutoff=0.8)
+    return close[0] if close else None
+
+
+def _misspelled_message(cls_name: str, attr: str, base: type, hook: str) -> str:
+    return (f"{cls_name}.{attr} is not a hook of {base.__name__}, so it is never called; "
+            f"did you mean `{hook}`?")
 
 
 def _compatible(expected: inspect.Signature, actual: inspect.Signature) -> bool:
@@ -198,3 +266,222 @@ def load_plugin(spec: str | PluginRef, base: type[T], *, kind: str) -> tuple[typ
     if problems:
         raise PluginError("; ".join(problems))
     return cls, PluginRef(str(path.resolve()), cls.__name__)
+
+
+# -- every problem at once (dataworks check) ------------------------------------------------
+
+
+@dataclass
+class CheckResult:
+    """What `collect_problems` found: the class it would load, and every problem."""
+
+    path: str
+    base: type | None = None  # the base class the file's plugin subclasses, when known
+    class_name: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def kinds(self) -> set[str]:
+        return {p.kind for p in self.problems}
+
+
+def collect_problems(spec: str, bases: Sequence[type], *, kind: str = "plugin") -> CheckResult:
+    """Load `spec` like the engines do and return every problem instead of the first.
+
+    `bases` are the base classes a plugin may subclass (a strategy file, a generator file);
+    the file's classes decide which one applies. Problems come in line order.
+    """
+    result = _collect(spec, bases, kind)
+    result.problems.sort(key=lambda p: p.line)
+    return result
+
+
+def _collect(spec: str, bases: Sequence[type], kind: str) -> CheckResult:
+    path, class_name = split_spec(spec)
+    shown = str(path)
+    result = CheckResult(shown)
+    try:
+        module = load_module(path, kind=kind, fresh=True)
+    except PluginError as exc:
+        result.problems.append(_problem_from_error(exc, shown))
+        if result.problems[0].kind != "file":
+            result.problems.extend(_static_problems(path, bases, shown))
+        return result
+
+    if class_name is not None:
+        named = getattr(module, class_name, None)
+        if named is None:
+            result.problems.append(Problem(shown, 1, f"no class named {class_name}", "no-class"))
+            return result
+        bases = [b for b in bases if inspect.isclass(named) and issubclass(named, b)] or \
+            list(bases[:1])
+    for base in bases:
+        if class_name is None and not _subclasses(module, base):
+            continue
+        result.base = base
+        try:
+            cls = find_class(module, base, class_name, path)
+        except PluginError as exc:
+            result.problems.extend(_class_problems(module, base, shown, exc))
+            for sub in _subclasses(module, base):  # still check each candidate's hooks
+                result.problems.extend(hook_problems(sub, base, shown))
+            return result
+        result.class_name = cls.__name__
+        result.problems.extend(hook_problems(cls, base, shown))
+        result.problems.extend(_constructor_problems(cls, base, shown))
+        return result
+    names = " or ".join(f"dataworks.{b.__name__}" for b in bases)
+    what = f"no class named {class_name}" if class_name else f"no subclass of {names} found"
+    line = _line_of(getattr(module, class_name)) if class_name and hasattr(module, class_name) \
+        else 1
+    result.problems.append(Problem(shown, line or 1, what + (
+        "" if class_name else f"; define `class MyPlugin({bases[0].__name__}):` in the file"),
+        "no-class"))
+    return result
+
+
+def _subclasses(module: ModuleType, base: type) -> list[type]:
+    return sorted(
+        (obj for obj in vars(module).values()
+         if inspect.isclass(obj) and issubclass(obj, base) and obj is not base
+         and obj.__module__ == module.__name__
+         and not getattr(obj, "__abstract_plugin__", False)),
+        key=_line_of,
+    )
+
+
+def _problem_from_error(exc: PluginError, shown: str) -> Problem:
+    """A loader error (`path:line: message` or `path: message`) as a `Problem`."""
+    text = exc.message
+    head, _, rest = text.partition(": ")
+    file_part, _, line_part = head.rpartition(":")
+    if file_part and line_part.isdigit():
+        line, message = int(line_part) or 1, rest
+    else:
+        line, message = 1, rest or text
+    if "does not exist" in message or "must be a .py file" in message \
+            or "cannot be loaded" in message:
+        kind: ProblemKind = "file"
+    elif message.startswith("syntax error"):
+        kind = "syntax"
+    else:
+        kind = "import"
+    if exc.hint:
+        message = f"{message} ({exc.hint})"
+    return Problem(shown, line, message, kind)
+
+
+def _class_problems(module: ModuleType, base: type, shown: str,
+                    exc: PluginError) -> list[Problem]:
+    found = _subclasses(module, base)
+    if len(found) > 1:
+        where = ", ".join(f"{c.__name__} (line {_line_of(c)})" for c in found)
+        return [Problem(shown, _line_of(found[1]) or 1,
+                        f"several subclasses of {base.__name__}: {where}; keep one, or name "
+                        f"it: {shown}:{found[0].__name__}", "several-classes")]
+    line_text = exc.message.split(": ", 1)
+    line = 1
+    head = line_text[0].rpartition(":")[2]
+    if head.isdigit():
+        line = int(head) or 1
+    return [Problem(shown, line, exc.message.split(": ", 1)[-1], "no-class")]
+
+
+def _constructor_problems(cls: type, base: type, shown: str) -> list[Problem]:
+    """The engine builds the plugin the way the base class's `__init__` is called."""
+    init = cls.__dict__.get("__init__")
+    if init is None or not callable(init):
+        return []
+    expected = inspect.signature(base.__init__)  # type: ignore[misc]
+    try:
+        actual = inspect.signature(init)
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return []
+    if _compatible(expected, actual):
+        return []
+    return [Problem(shown, _line_of(init), f"{cls.__name__}.__init__{actual} cannot be "
+                    f"called as __init__{expected}; accept the same parameters and call "
+                    "super().__init__(...)", "constructor")]
+
+
+# -- when the file cannot be imported: check what the syntax tree shows -----------------------
+
+
+def _static_problems(path: Path, bases: Sequence[type], shown: str) -> list[Problem]:
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (SyntaxError, OSError, UnicodeDecodeError, ValueError):
+        return []
+    by_name = {b.__name__: b for b in bases}
+    problems: list[Problem] = []
+    classes: dict[type, list[ast.ClassDef]] = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for base_node in node.bases:
+            base_name = base_node.attr if isinstance(base_node, ast.Attribute) else \
+                getattr(base_node, "id", None)
+            if base_name in by_name:
+                classes.setdefault(by_name[base_name], []).append(node)
+    for base, nodes in classes.items():
+        if len(nodes) > 1:
+            where = ", ".join(f"{n.name} (line {n.lineno})" for n in nodes)
+            problems.append(Problem(shown, nodes[1].lineno, f"several subclasses of "
+                                    f"{base.__name__}: {where}", "several-classes"))
+        for node in nodes:
+            problems.extend(_static_hook_problems(node, base, shown))
+    return problems
+
+
+def _static_hook_problems(node: ast.ClassDef, base: type, shown: str) -> list[Problem]:
+    problems: list[Problem] = []
+    hooks: dict[str, bool] = getattr(base, "__hooks__", {})
+    for item in node.body:
+        if not isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        line = item.decorator_list[0].lineno if item.decorator_list else item.lineno
+        is_async = isinstance(item, ast.AsyncFunctionDef)
+        if item.name in hooks:
+            must_be_async = hooks[item.name]
+            expected = inspect.signature(getattr(base, item.name))
+            actual = _signature_from_ast(item.args)
+            if actual is not None and not _compatible(expected, actual):
+                problems.append(Problem(shown, line, f"{node.name}.{item.name}{actual} does not "
+                                        f"match the hook's signature {item.name}{expected}",
+                                        "signature"))
+            if must_be_async and not is_async:
+                problems.append(Problem(shown, line, f"{node.name}.{item.name} must be "
+                                        "declared `async def`", "not-async"))
+            elif not must_be_async and is_async and item.name not in _async_allowed(base):
+                problems.append(Problem(shown, line, f"{node.name}.{item.name} must be a plain "
+                                        "`def`: the engine calls it without `await`",
+                                        "not-sync"))
+        else:
+            hook = _close_hook(item.name, base)
+            if hook:
+                problems.append(Problem(shown, line, _misspelled_message(
+                    node.name, item.name, base, hook), "misspelled-hook"))
+    return problems
+
+
+def _signature_from_ast(args: ast.arguments) -> inspect.Signature | None:
+    P = inspect.Parameter
+    params: list[inspect.Parameter] = []
+    positional = [*args.posonlyargs, *args.args]
+    first_default = len(positional) - len(args.defaults)
+    try:
+        for i, a in enumerate(positional):
+            kind = P.POSITIONAL_ONLY if i < len(args.posonlyargs) else P.POSITIONAL_OR_KEYWORD
+            params.append(P(a.arg, kind, default=None if i >= first_default else P.empty))
+        if args.vararg:
+            params.append(P(args.vararg.arg, P.VAR_POSITIONAL))
+        for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+            params.append(P(a.arg, P.KEYWORD_ONLY, default=P.empty if d is None else None))
+        if args.kwarg:
+            params.append(P(args.kwarg.arg, P.VAR_KEYWORD))
+        return inspect.Signature(params)
+    except ValueError:
+        return None

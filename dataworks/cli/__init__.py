@@ -12,7 +12,15 @@ from typing import Annotated
 import typer
 
 from dataworks import __version__
-from dataworks.cli import config_cmd, generate_cmd, indexes_cmd, migrate_cmd, verify_cmd
+from dataworks.cli import (
+    check_cmd,
+    config_cmd,
+    generate_cmd,
+    indexes_cmd,
+    migrate_cmd,
+    new_cmd,
+    verify_cmd,
+)
 
 # show_locals=False: local variables in tracebacks would print connection strings.
 app = typer.Typer(
@@ -40,7 +48,8 @@ def _root(
     """Generate test data into, and migrate collections between, MongoDB-API databases."""
 
 
-for module in (config_cmd, migrate_cmd, generate_cmd, verify_cmd, indexes_cmd):
+for module in (config_cmd, migrate_cmd, generate_cmd, verify_cmd, indexes_cmd, new_cmd,
+               check_cmd):
     module.register(app)
 
 

@@ -49,6 +49,12 @@ def migrate(
     unacknowledged: Annotated[bool, typer.Option(
         "--unacknowledged", help="w=0 writes: fastest, unproven; forces verification.",
         rich_help_panel=PANEL)] = False,
+    preview: Annotated[int | None, typer.Option(
+        "--preview", min=1, help="Transform N source documents and show before/after; "
+        "writes nothing.", rich_help_panel=PANEL)] = None,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="With --preview: print the preview as extended JSON.",
+        rich_help_panel=PANEL)] = False,
     *,
     endpoints: dict[str, str],
     common: CommonOptions,
@@ -60,6 +66,11 @@ def migrate(
         parallel_cursors=parallel_cursors,
         **endpoints,
     )
+    if preview is not None or json_output:  # reads N docs, writes nothing (migrations/preview.py)
+        from dataworks.cli.preview_view import show_preview
+
+        show_preview(settings, preview, strategy, as_json=json_output)
+        return
     metrics = RunMetrics()
 
     async def run() -> MigrationReport:

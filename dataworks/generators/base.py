@@ -27,6 +27,7 @@ class BaseDataGenerator:
     __hooks__: ClassVar[dict[str, bool]] = {
         "generate_document": False,
         "generate_batch": False,
+        "encode_batch": False,
     }
 
     name: ClassVar[str | None] = None

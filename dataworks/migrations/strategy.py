@@ -58,6 +58,8 @@ class BaseMigrationStrategy:
         "read_batch": True,
         "on_finish": True,
     }
+    # hooks that may be `def` or `async def` (the others must be exactly as marked above)
+    __async_allowed__: ClassVar[frozenset[str]] = frozenset({"transform"})
 
     #: Shown in logs and part of the run's identity (defaults to the class name).
     name: ClassVar[str | None] = None

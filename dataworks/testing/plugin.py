@@ -7,6 +7,10 @@ for people who test their own strategies and generators.
   `DATAWORKS_TEST_MONGO_URI` is set; tests then use distinct database names).
 - `mongo_client`: an `AsyncMongoClient` on `mongo_uri`.
 - `unique_db_name`: a fresh database name per test.
+- `run_strategy`: the `dataworks.testing.run_strategy` helper as a fixture.
+
+The contract classes (`dataworks.testing.StrategyContract`, `GeneratorContract`) get pytest's
+assert rewriting from here.
 
 A server that cannot be had fails the test with the reason; it never skips.
 """
@@ -23,6 +27,8 @@ import pytest
 from dataworks.testing.ferretdb import FerretDBServer
 
 EXTERNAL_URI_ENV = "DATAWORKS_TEST_MONGO_URI"
+
+pytest.register_assert_rewrite("dataworks.testing.contract", "dataworks.testing.run")
 
 
 def _start_server(tmp_path_factory: pytest.TempPathFactory, label: str) -> FerretDBServer:
@@ -77,3 +83,11 @@ async def mongo_client(mongo_uri: str) -> AsyncIterator[object]:
     )
     yield client
     await client.close()
+
+
+@pytest.fixture
+def run_strategy() -> object:
+    """`run_strategy(strategy, docs) -> list`: what the engine would write for `docs`."""
+    from dataworks.testing.run import run_strategy as helper
+
+    return helper
