@@ -19,11 +19,8 @@ BATCH = 10_000
 
 
 def make_docs(n: int) -> list[dict]:
-    return [
-        {"_id": ObjectId(), "n": i, "name": f"customer {i}", "amount": i * 1.25,
-         "tags": ["a", "b"], "address": {"city": f"city {i % 97}", "zip": str(10_000 + i)}}
-        for i in range(n)
-    ]
+    # Small documents: FerretDB's cost is per field, and the test is about finding _ids.
+    return [{"_id": ObjectId(), "n": i, "city": {"name": f"c{i % 97}"}} for i in range(n)]
 
 
 async def fill(collection, docs: list[dict]) -> None:
@@ -63,7 +60,7 @@ async def test_hash_names_deleted_added_and_modified_ids_in_100k(clients):
 
 async def test_sample_finds_what_it_samples(clients):
     source_db, target_db = clients
-    docs = make_docs(3000)
+    docs = make_docs(1000)
     await asyncio.gather(fill(source_db.s, docs), fill(target_db.s, docs))
     source = ReadOnlyCollection(source_db.s)
 
@@ -73,9 +70,9 @@ async def test_sample_finds_what_it_samples(clients):
     await target_db.s.delete_one({"_id": docs[10]["_id"]})
     await target_db.s.update_one({"_id": docs[20]["_id"]}, {"$set": {"n": -5}})
     counted = await verify(source, target_db.s, "count")
-    assert not counted.equal and (counted.source_count, counted.target_count) == (3000, 2999)
+    assert not counted.equal and (counted.source_count, counted.target_count) == (1000, 999)
     everything = await verify(source, target_db.s, "sample", sample_size=5000)
-    assert everything.source_count == 3000  # asked for more than there are: all of them
+    assert everything.source_count == 1000  # asked for more than there are: all of them
     assert everything.missing_ids == [docs[10]["_id"]]
     assert everything.changed_ids == [docs[20]["_id"]]
     assert everything.method  # $sample, or the reservoir fallback on FerretDB
