@@ -27,8 +27,14 @@ async def migrate(
     metrics: RunMetrics | None = None,
     handle_signals: bool = False,
     run_dir: Path = Path(".dataworks/runs"),
+    source_kind: str = "auto",
+    target_kind: str = "auto",
 ) -> MigrationReport:
-    """Copy the source collection to the target, resuming from a checkpoint if one exists."""
+    """Copy the source collection to the target, resuming from a checkpoint if one exists.
+
+    `source_kind`/`target_kind` ("cosmos", "mongodb", "auto"): Cosmos DB sides have their
+    request units counted into `metrics.request_units`.
+    """
     strategy_cls, strategy_ref = load_strategy(strategy)
     options = MigrationOptions(
         source=source_endpoint(settings),
@@ -48,5 +54,7 @@ async def migrate(
         ),
         run_dir=run_dir,
         handle_signals=handle_signals,
+        source_kind=source_kind,
+        target_kind=target_kind,
     )
     return await MigrationEngine(options, metrics).run()

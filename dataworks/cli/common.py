@@ -23,7 +23,7 @@ from rich.console import Console
 
 from dataworks.config.settings import Settings, load_settings, mask_uri
 from dataworks.errors import DataWorksError
-from dataworks.monitoring.logs import configure_logging
+from dataworks.monitoring.logs import configure_logging, event
 
 F = TypeVar("F", bound=Callable[..., Any])
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -133,16 +133,24 @@ def run_cli(common: CommonOptions, body: Callable[[], Any]) -> Any:
         if common.debug:
             err_console.print_exception(show_locals=False)
         log.debug("command failed", exc_info=common.debug)
-        err_console.print(f"[bold red]error:[/] {mask_secrets(str(exc))}", markup=True)
+        _print_error(common, mask_secrets(str(exc)), exc.exit_code, type(exc).__name__)
         raise typer.Exit(exc.exit_code) from None
     except PyMongoError as exc:
         if common.debug:
             err_console.print_exception(show_locals=False)
-        err_console.print(f"[bold red]error:[/] database error: {mask_secrets(str(exc))}")
+        _print_error(common, f"database error: {mask_secrets(str(exc))}", 1, type(exc).__name__)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(130) from None
+
+
+def _print_error(common: CommonOptions, message: str, exit_code: int, kind: str) -> None:
+    """One line for people, or (--log-format json) one `error` event like every other line."""
+    if common.log_format is LogFormat.json:
+        event(log, "error", message, level=logging.ERROR, exit_code=exit_code, error_type=kind)
+    else:
+        err_console.print(f"[bold red]error:[/] {message}", markup=True)
 
 
 def mask_secrets(text: str) -> str:

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 
 from dataworks.cli.common import CommonOptions, command_options, err_console
-from dataworks.generators.run import generate, preview
+from dataworks.cli.monitoring_options import (
+    KIND_HELP,
+    METRICS_FILE_HELP,
+    PANEL,
+    ServerKind,
+    print_request_units,
+)
+from dataworks.generators.run import GenerationReport, generate, preview
+from dataworks.monitoring.metrics import RunMetrics
+from dataworks.monitoring.session import monitor_run
 
 T = TypeVar("T")
 
@@ -44,6 +55,11 @@ def generate_command(
                                              "as extended JSON, write nothing."),
     checkpoint_store: str = typer.Option("target", "--checkpoint-store", help="Where resume "
                                          "state lives: target or file:PATH."),
+    metrics_file: Path | None = typer.Option(None, "--metrics-file", help=METRICS_FILE_HELP,
+                                             rich_help_panel=PANEL),
+    target_kind: ServerKind = typer.Option(ServerKind.auto, "--target-kind",
+                                           help=f"Target server kind: {KIND_HELP}",
+                                           rich_help_panel=PANEL),
     *,
     common: CommonOptions,
 ) -> None:
@@ -55,12 +71,27 @@ def generate_command(
     settings = common.settings(
         gen_db_connection_string=uri, gen_db_name=db, gen_db_collection=collection,
     )
-    report = run_async(lambda: generate(
-        settings, source, total=total, seed=seed, batch_size=batch_size, workers=workers,
-        write_workers=write_workers, drop=drop, dry_run=dry_run, resume=resume,
-        checkpoint_store=checkpoint_store, progress=not common.quiet,
-    ))
-    err_console.print(report.summary(), markup=False)
+    metrics = RunMetrics()
+
+    async def run() -> GenerationReport:
+        async with monitor_run(metrics, label="generate", metrics_file=metrics_file) as collector:
+            report = await generate(
+                settings, source, total=total, seed=seed, batch_size=batch_size,
+                workers=workers, write_workers=write_workers, drop=drop, dry_run=dry_run,
+                resume=resume, checkpoint_store=checkpoint_store, progress=not common.quiet,
+                metrics=metrics, target_kind=target_kind.value,
+            )
+            collector.attach_report({**dataclasses.asdict(report), "status": "completed",
+                                     "documents": report.documents})
+            return report
+
+    report = run_async(run)
+    if common.log_format.value == "json":  # stderr carries only JSON lines
+        typer.echo(report.summary())
+        print_request_units(metrics)
+    else:
+        err_console.print(report.summary(), markup=False)
+        print_request_units(metrics, err_console)
 
 
 def run_async(make: Callable[[], Awaitable[T]]) -> T:

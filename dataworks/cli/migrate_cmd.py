@@ -13,11 +13,19 @@ from rich.table import Table
 
 from dataworks import commands
 from dataworks.cli.common import CommonOptions, command_options, mask_secrets
+from dataworks.cli.monitoring_options import (
+    MetricsFileOption,
+    ServerKind,
+    SourceKindOption,
+    TargetKindOption,
+    print_request_units,
+)
 from dataworks.cli.endpoint_options import endpoint_options
 from dataworks.errors import Interrupted
 from dataworks.migrations.report import MigrationReport
 from dataworks.monitoring.metrics import RunMetrics
 from dataworks.monitoring.progress import show_progress
+from dataworks.monitoring.session import monitor_run
 
 PANEL = "Migration"
 
@@ -49,6 +57,9 @@ def migrate(
     unacknowledged: Annotated[bool, typer.Option(
         "--unacknowledged", help="w=0 writes: fastest, unproven; forces verification.",
         rich_help_panel=PANEL)] = False,
+    metrics_file: MetricsFileOption = None,
+    source_kind: SourceKindOption = ServerKind.auto,
+    target_kind: TargetKindOption = ServerKind.auto,
     preview: Annotated[int | None, typer.Option(
         "--preview", min=1, help="Transform N source documents and show before/after; "
         "writes nothing.", rich_help_panel=PANEL)] = None,
@@ -74,8 +85,9 @@ def migrate(
     metrics = RunMetrics()
 
     async def run() -> MigrationReport:
-        async with show_progress(metrics, "migrate", enabled=not common.quiet):
-            return await commands.migrate(
+        async with monitor_run(metrics, label="migrate", metrics_file=metrics_file) as collector, \
+                show_progress(metrics, "migrate", enabled=not common.quiet):
+            report = await commands.migrate(
                 settings,
                 strategy=strategy,
                 checkpoint_store=checkpoint_store,
@@ -84,7 +96,11 @@ def migrate(
                 unacknowledged=unacknowledged,
                 metrics=metrics,
                 handle_signals=True,
+                source_kind=source_kind.value,
+                target_kind=target_kind.value,
             )
+            collector.attach_report(report.to_dict())
+            return report
 
     try:
         report = asyncio.run(run())
@@ -92,6 +108,7 @@ def migrate(
         exc.hint = f"resume with: {resume_command()}"
         raise
     render_report(report)
+    print_request_units(metrics)
 
 
 def resume_command() -> str:

@@ -80,7 +80,7 @@ async def run_batches(
         while (item := await ready.get()) is not None:
             index, future = item
             batch = _result(index, future)
-            await sink(batch)
+            await metrics.timed(sink(batch))
             ledger.mark_done(batch.index)
             metrics.batches += 1
             metrics.bytes_written += len(batch.blob)

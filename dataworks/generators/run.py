@@ -35,8 +35,10 @@ from dataworks.generators.insert import insert_batch
 from dataworks.generators.ledger import BatchLedger
 from dataworks.generators.source import GeneratorSource, build_generator, resolve_source
 from dataworks.generators.worker import BatchPlan, BuiltBatch
+from dataworks.monitoring.logs import event
 from dataworks.monitoring.metrics import RunMetrics
 from dataworks.monitoring.progress import show_progress
+from dataworks.monitoring.ru import RequestUnitAccounting
 
 log = logging.getLogger("dataworks.generate")
 
@@ -128,8 +130,13 @@ async def generate(
     checkpoint_store: str = "target",
     metrics: RunMetrics | None = None,
     progress: bool = False,
+    target_kind: str = "auto",
 ) -> GenerationReport:
-    """Generate `total` documents from `source` into the GEN_DB_* target (or nowhere)."""
+    """Generate `total` documents from `source` into the GEN_DB_* target (or nowhere).
+
+    `target_kind` ("cosmos", "mongodb", "auto"): on Cosmos DB each insert's request charge is
+    added to `metrics.request_units`.
+    """
     if dry_run and resume:
         raise UserError("--dry-run writes nothing, so there is nothing to --resume")
     if drop and resume:
@@ -151,6 +158,7 @@ async def generate(
                           run_id=None, target="dry run", resumed=False)
 
     client = connect(endpoint)
+    ru = RequestUnitAccounting(metrics, target=endpoint, target_kind=target_kind)
     try:
         store = _store(checkpoint_store, client)
         run_id = run_id_for(endpoint)
@@ -169,9 +177,11 @@ async def generate(
             ledger = BatchLedger(plan.total, plan.batch_size)
             if drop:
                 await collection.drop()
-        return await _run(plan, ledger, collection, store, run_id, options, metrics, progress,
-                          run_id=run_id, target=endpoint.display(), resumed=resume)
+        return await _run(plan, ledger, ru.writes(collection, options.write_workers), store,
+                          run_id, options, metrics, progress, run_id=run_id,
+                          target=endpoint.display(), resumed=resume)
     finally:
+        await ru.aclose()
         await client.close()
 
 
@@ -253,6 +263,8 @@ async def _run(plan: BatchPlan, ledger: BatchLedger, collection: Any,
 
     await save()  # before the first insert: a run killed at once can still be resumed
     label = f"generate {target}"
+    event(log, "run_started", f"generating {plan.total:,} documents into {target}",
+          run_id=run_id, total=plan.total, seed=plan.seed, resumed_from=metrics.resumed_from)
     try:
         async with show_progress(metrics, label, enabled=progress):
             await run_batches(plan, ledger, sink, options, metrics, save)
@@ -268,6 +280,11 @@ async def _run(plan: BatchPlan, ledger: BatchLedger, collection: Any,
     finally:
         metrics.finish()
     await save()
+    event(log, "run_finished", f"{metrics.written:,} documents written, "
+          f"{metrics.already_present:,} already present", run_id=run_id,
+          written=metrics.written, already_present=metrics.already_present,
+          resumed_from=metrics.resumed_from, bytes_written=metrics.bytes_written,
+          duration_s=metrics.elapsed, request_units=metrics.request_units)
     return GenerationReport(
         run_id=run_id, target=target, source=plan.source.describe(), seed=plan.seed,
         total=plan.total, batch_size=plan.batch_size, written=metrics.written,

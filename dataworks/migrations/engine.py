@@ -48,6 +48,7 @@ from dataworks.migrations.watermarks import PartitionState, Watermarks
 from dataworks.migrations.writer import BatchWriter
 from dataworks.monitoring.logs import event
 from dataworks.monitoring.metrics import RunMetrics
+from dataworks.monitoring.ru import RequestUnitAccounting
 
 log = logging.getLogger("dataworks.migrate")
 SAVE_EVERY_S = 5.0
@@ -71,6 +72,8 @@ class MigrationOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     run_dir: Path = Path(".dataworks/runs")
     handle_signals: bool = True
+    source_kind: str = "auto"  # cosmos | mongodb | auto (by host): Cosmos sides count RU
+    target_kind: str = "auto"
 
 
 class MigrationEngine:
@@ -186,8 +189,14 @@ class MigrationEngine:
         error: BaseException | None = None
         with self._signal_handlers():
             try:
-                await self._pipeline(source, writes, strategy, watermarks, query, projection,
-                                     dead_letter, store, run_id, base_state)
+                async with RequestUnitAccounting(
+                    self.metrics, source=opts.source, source_kind=opts.source_kind,
+                    target=opts.target, target_kind=opts.target_kind,
+                ) as ru:
+                    await self._pipeline(ru.reads(source, opts.parallel_cursors),
+                                         ru.writes(writes, opts.workers), strategy, watermarks,
+                                         query, projection, dead_letter, store, run_id,
+                                         base_state)
             except BaseException as exc:  # noqa: BLE001 - re-raised after the final save
                 error = _unwrap(exc)
             interrupted = self.stop.is_set() and not watermarks.all_finished()
@@ -250,7 +259,7 @@ class MigrationEngine:
 
         async def write_loop() -> None:
             while (batch := await queue.get()) is not None:
-                outcome = await writer.write(batch.documents)
+                outcome = await self.metrics.timed(writer.write(batch.documents))
                 self.metrics.written += outcome.written
                 self.metrics.already_present += outcome.already_present
                 self.metrics.rejected += outcome.rejected

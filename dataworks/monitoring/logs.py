@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_FOREIGN = ("py.warnings", "pymongo")
+_OURS = "_dataworks_handler"
 
 
 class JsonFormatter(logging.Formatter):
@@ -47,6 +49,23 @@ def configure_logging(*, fmt: str = "text", quiet: bool = False, debug: bool = F
     logger.addHandler(handler)
     logger.propagate = False
     logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    # Driver and Python warnings would otherwise reach stderr as plain text.
+    logging.captureWarnings(True)
+    for name in _FOREIGN:
+        foreign = logging.getLogger(name)
+        for old in list(foreign.handlers):
+            if getattr(old, _OURS, False):
+                foreign.removeHandler(old)
+        setattr(handler, _OURS, True)
+        foreign.addHandler(handler)
+        foreign.propagate = False
+        foreign.setLevel(logging.WARNING)
+
+
+def json_logging() -> bool:
+    """True when dataworks logs go out as JSON lines (so nothing else may write to stderr)."""
+    return any(isinstance(h.formatter, JsonFormatter)
+               for h in logging.getLogger("dataworks").handlers)
 
 
 def event(logger: logging.Logger, name: str, message: str, level: int = logging.INFO,

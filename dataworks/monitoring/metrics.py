@@ -7,9 +7,15 @@ adds on the event loop), and whoever wants to show or export figures samples it.
 from __future__ import annotations
 
 import time
+from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import psutil
+
+T = TypeVar("T")
+LATENCY_KEEP = 100_000  # batch latencies kept for percentiles (the most recent ones)
 
 
 @dataclass
@@ -34,6 +40,13 @@ class RunMetrics:
     started_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     peak_rss_bytes: int = 0
+    # request units by "side:command" (e.g. "target:insert"), filled by monitoring.ru
+    request_units_by: dict[str, float] = field(default_factory=dict)
+    batch_latencies: deque[float] = field(
+        default_factory=lambda: deque(maxlen=LATENCY_KEEP), repr=False
+    )
+    batch_latency_count: int = 0  # all batches timed, also those no longer in the deque
+    batch_latency_total_s: float = 0.0
     _process: psutil.Process = field(default_factory=psutil.Process, repr=False)
 
     @property
@@ -57,6 +70,19 @@ class RunMetrics:
         rss = int(self._process.memory_info().rss)
         self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
         return rss
+
+    def record_batch_latency(self, seconds: float) -> None:
+        self.batch_latencies.append(seconds)
+        self.batch_latency_count += 1
+        self.batch_latency_total_s += seconds
+
+    async def timed(self, awaitable: Awaitable[T]) -> T:
+        """Await one batch write and record how long it took (retries included)."""
+        started = time.monotonic()
+        try:
+            return await awaitable
+        finally:
+            self.record_batch_latency(time.monotonic() - started)
 
     def finish(self) -> None:
         self.sample_memory()

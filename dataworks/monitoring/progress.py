@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from dataworks.monitoring.logs import json_logging
 from dataworks.monitoring.metrics import RunMetrics
 
 log = logging.getLogger("dataworks.progress")
@@ -40,8 +41,9 @@ def _stats_line(metrics: RunMetrics) -> str:
         parts.append(f"[bold red]throttled {metrics.throttled}[/]")
     if metrics.errors or metrics.rejected:
         parts.append(f"[red]errors {metrics.errors} rejected {metrics.rejected}[/]")
-    if metrics.request_units:
-        parts.append(f"RU/s {metrics.request_units / max(metrics.elapsed, 1e-9):,.0f}")
+    if metrics.request_units_by:  # known only when a side is Cosmos DB
+        parts.append(f"RU/s {metrics.request_units / max(metrics.elapsed, 1e-9):,.0f} "
+                     f"(total {metrics.request_units:,.0f})")
     return " · ".join(parts)
 
 
@@ -58,7 +60,8 @@ async def show_progress(
     if not enabled:
         yield
         return
-    terminal = sys.stderr.isatty()
+    # A rich bar would break "one JSON object per line": JSON logs get log lines instead.
+    terminal = sys.stderr.isatty() and not json_logging()
     if terminal:
         progress = Progress(
             TextColumn("[bold]{task.description}"),
