@@ -11,6 +11,8 @@ field comparison; renderers (rich in the CLI, JSON for machines) only read it.
 from __future__ import annotations
 
 import copy
+import inspect
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,7 +22,7 @@ from bson import json_util
 from dataworks.config.settings import Settings
 from dataworks.core.clients import ReadOnlyCollection, connect
 from dataworks.core.endpoints import source_endpoint, target_endpoint
-from dataworks.errors import SettingsError, UserError
+from dataworks.errors import PluginError, SettingsError, UserError
 from dataworks.migrations.loading import load_strategy
 from dataworks.migrations.reader import apply_transform
 from dataworks.migrations.strategy import BaseMigrationStrategy, StrategyContext
@@ -138,11 +140,29 @@ async def preview_migration(settings: Settings, count: int, *,
     metrics = RunMetrics()
     for doc in docs:
         before = copy.deepcopy(doc)
-        after = doc
-        outputs = (await apply_transform(instance.transform, [after], metrics)
-                   if strategy_cls.transforms() else [doc])
+        try:
+            outputs = (await apply_transform(instance.transform, [doc], metrics)
+                       if strategy_cls.transforms() else [doc])
+        except PluginError:  # the engine already said where (and why) it failed
+            raise
+        except Exception as exc:  # noqa: BLE001 - the user's code: say where it failed
+            raise PluginError(
+                f"{_where(exc, strategy_cls)}: transform raised {type(exc).__name__}: {exc} "
+                f"(source document _id {before.get('_id')!r})",
+                hint="a real migration would stop here; fix the strategy and preview again",
+            ) from exc
         preview.items.append(PreviewItem(before, [dict(o) for o in outputs]))
     return preview
+
+
+def _where(exc: BaseException, cls: type) -> str:
+    """`file:line` of the deepest frame of the strategy's file in the traceback."""
+    source = inspect.getsourcefile(cls) or "?"
+    line = 0
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == source:
+            line = frame.lineno or 0
+    return f"{source}:{line}"
 
 
 async def _read(strategy: BaseMigrationStrategy, source: ReadOnlyCollection,

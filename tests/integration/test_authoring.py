@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,31 @@ async def test_python_api_previews_and_migrates_the_example_strategies(
         sample = client[unique_db_name + "_open"]["orders"].find_one()
         assert sample is not None and "notes" not in sample
         assert sample["status"] in open_statuses
+
+
+TYPO = ("from dataworks import BaseMigrationStrategy\n\n\n"
+        "class Typo(BaseMigrationStrategy):\n"
+        "    def transform(self, doc):\n"
+        "        doc['n'] = doc['orderNumbr']\n"
+        "        return doc\n")
+
+
+async def test_preview_names_the_line_where_transform_failed(
+        volvo_source, source_uri, target_uri, unique_db_name, tmp_path) -> None:
+    path = tmp_path / "typo.py"
+    path.write_text(TYPO)
+    settings = settings_for(source_uri, target_uri, volvo_source[0], unique_db_name)
+    with pytest.raises(dataworks.PluginError, match=r"typo\.py:6: .*transform raised KeyError"):
+        await dataworks.preview_migration(settings, 2, strategy=str(path))
+
+
+def test_cli_preview_of_a_failing_transform_exits_2_with_the_line(
+        volvo_source, source_uri, target_uri, unique_db_name, tmp_path) -> None:
+    path = tmp_path / "typo.py"
+    path.write_text(TYPO)
+    result = CliRunner().invoke(app, ["migrate", "--strategy", str(path), "--preview", "2",
+                                      *endpoint_args(source_uri, volvo_source[0], target_uri,
+                                                     unique_db_name)])
+    assert result.exit_code == 2
+    assert re.search(r"typo\.py:6: .*transform raised KeyError", result.output), result.output
+    assert unique_db_name not in target_databases(target_uri)
