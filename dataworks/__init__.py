@@ -9,7 +9,9 @@ The public names (pinned by tests/unit/test_public_api.py):
                   preview_migration(settings, count, strategy=...) -> MigrationPreview
                   preview_generation(source, count, seed) -> list of extended-JSON lines
     plugins       BaseMigrationStrategy, StrategyContext, DefaultStrategy, BaseDataGenerator
-    engines       MigrationEngine (with MigrationOptions), RunMetrics
+    engines       MigrationEngine (with MigrationOptions)
+    monitoring    RunMetrics (counters), MetricsCollector (rates, series, export),
+                  PerformanceMonitor (CPU, memory)
     errors        DataWorksError and its subclasses (see dataworks.errors)
 
 Test helpers for plugin authors live in `dataworks.testing` (run_strategy, StrategyContract,
@@ -39,7 +41,9 @@ from dataworks.migrations.engine import MigrationEngine, MigrationOptions
 from dataworks.migrations.preview import MigrationPreview, preview_migration
 from dataworks.migrations.report import MigrationReport
 from dataworks.migrations.strategy import BaseMigrationStrategy, DefaultStrategy, StrategyContext
+from dataworks.monitoring.collector import MetricsCollector
 from dataworks.monitoring.metrics import RunMetrics
+from dataworks.monitoring.performance import PerformanceMonitor
 
 __all__ = [
     "BaseDataGenerator",
@@ -49,10 +53,12 @@ __all__ = [
     "DefaultStrategy",
     "GenerationReport",
     "Interrupted",
+    "MetricsCollector",
     "MigrationEngine",
     "MigrationOptions",
     "MigrationPreview",
     "MigrationReport",
+    "PerformanceMonitor",
     "PluginError",
     "RunFailed",
     "RunMetrics",

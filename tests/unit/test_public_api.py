@@ -16,10 +16,12 @@ PUBLIC = [
     "DefaultStrategy",
     "GenerationReport",
     "Interrupted",
+    "MetricsCollector",
     "MigrationEngine",
     "MigrationOptions",
     "MigrationPreview",
     "MigrationReport",
+    "PerformanceMonitor",
     "PluginError",
     "RunFailed",
     "RunMetrics",
@@ -81,3 +83,13 @@ def test_the_package_ships_type_information_and_templates() -> None:
     assert (root / "py.typed").is_file()
     assert {p.name for p in (root / "templates").glob("*.tmpl")} >= {"strategy.py.tmpl",
                                                                        "generator.py.tmpl"}
+
+
+def test_the_original_frameworks_names_exist() -> None:
+    """Names the original framework documented; `DataGenerationEngine` is replaced by
+    `dataworks.generate` (see CUSTOM_STRATEGIES_GUIDE.md, "From Python")."""
+    for name in ("MigrationEngine", "BaseMigrationStrategy", "BaseDataGenerator",
+                 "MetricsCollector", "PerformanceMonitor"):
+        assert inspect.isclass(getattr(dataworks, name)), name
+    collector = dataworks.MetricsCollector(dataworks.RunMetrics(), log_events=False)
+    assert isinstance(collector.performance, dataworks.PerformanceMonitor)
