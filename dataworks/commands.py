@@ -10,7 +10,9 @@ from pathlib import Path
 from dataworks.config.settings import Settings
 from dataworks.core.endpoints import source_endpoint, target_endpoint
 from dataworks.core.retry import RetryPolicy
+from dataworks.errors import UserError
 from dataworks.migrations.engine import MigrationEngine, MigrationOptions
+from dataworks.migrations.finishing import VERIFY_MODES, FinishingOptions
 from dataworks.migrations.loading import load_strategy
 from dataworks.migrations.report import MigrationReport
 from dataworks.monitoring.metrics import RunMetrics
@@ -29,8 +31,16 @@ async def migrate(
     run_dir: Path = Path(".dataworks/runs"),
     source_kind: str = "auto",
     target_kind: str = "auto",
+    verify: str = "count",
+    sample_size: int = 1000,
+    create_indexes: bool = False,
+    disable_indexes: bool = False,
 ) -> MigrationReport:
     """Copy the source collection to the target, resuming from a checkpoint if one exists.
+
+    After the load: `disable_indexes` builds the secondary indexes it took off the empty
+    target, `create_indexes` copies the source's indexes, and `verify` ("count", "hash",
+    "sample" or "none") checks the result into `report.verification`.
 
     `source_kind`/`target_kind` ("cosmos", "mongodb", "auto"): Cosmos DB sides have their
     request units counted into `metrics.request_units`.
@@ -56,5 +66,18 @@ async def migrate(
         handle_signals=handle_signals,
         source_kind=source_kind,
         target_kind=target_kind,
+        finishing=FinishingOptions(
+            verify_mode=_verify_mode(verify),
+            sample_size=sample_size,
+            create_indexes=create_indexes,
+            disable_indexes=disable_indexes,
+            parallelism=settings.parallel_cursors,
+        ),
     )
     return await MigrationEngine(options, metrics).run()
+
+
+def _verify_mode(mode: str) -> str:
+    if mode not in VERIFY_MODES:
+        raise UserError(f"unknown --verify mode '{mode}'", hint=f"use one of: {', '.join(VERIFY_MODES)}")
+    return mode

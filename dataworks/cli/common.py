@@ -154,9 +154,15 @@ def _print_error(common: CommonOptions, message: str, exit_code: int, kind: str)
 
 
 def mask_secrets(text: str) -> str:
-    import re
+    """Mask the password of every connection string in `text`, whatever its scheme."""
+    return mask_uri(text)
 
-    return re.sub(r"mongodb(\+srv)?://\S+", lambda m: mask_uri(m.group(0)), text)
+
+def output_console() -> Console:
+    """stdout console; off a terminal (pipes, CI logs) wide enough that tables do not wrap."""
+    if sys.stdout.isatty():
+        return Console(soft_wrap=True)
+    return Console(soft_wrap=True, width=160)
 
 
 def is_terminal() -> bool:

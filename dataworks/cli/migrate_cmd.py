@@ -5,14 +5,14 @@
 import asyncio
 import shlex
 import sys
+from enum import Enum
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from dataworks import commands
-from dataworks.cli.common import CommonOptions, command_options, mask_secrets
+from dataworks.cli.common import CommonOptions, command_options, mask_secrets, output_console
 from dataworks.cli.monitoring_options import (
     MetricsFileOption,
     ServerKind,
@@ -21,13 +21,20 @@ from dataworks.cli.monitoring_options import (
     print_request_units,
 )
 from dataworks.cli.endpoint_options import endpoint_options
-from dataworks.errors import Interrupted
+from dataworks.errors import Interrupted, RunFailed
 from dataworks.migrations.report import MigrationReport
 from dataworks.monitoring.metrics import RunMetrics
 from dataworks.monitoring.progress import show_progress
 from dataworks.monitoring.session import monitor_run
 
 PANEL = "Migration"
+
+
+class VerifyChoice(str, Enum):
+    count = "count"
+    hash = "hash"
+    sample = "sample"
+    none = "none"
 
 
 @endpoint_options
@@ -66,6 +73,18 @@ def migrate(
     json_output: Annotated[bool, typer.Option(
         "--json", help="With --preview: print the preview as extended JSON.",
         rich_help_panel=PANEL)] = False,
+    verify: Annotated[VerifyChoice, typer.Option(
+        "--verify", help="Check the result at the end (exit 1 when it differs).",
+        rich_help_panel=PANEL)] = VerifyChoice.count,
+    sample_size: Annotated[int, typer.Option(
+        "--sample-size", min=1, help="Documents checked by --verify sample.",
+        rich_help_panel=PANEL)] = 1000,
+    create_indexes: Annotated[bool, typer.Option(
+        "--create-indexes", help="Copy the source's indexes to the target after the data.",
+        rich_help_panel=PANEL)] = False,
+    disable_indexes: Annotated[bool, typer.Option(
+        "--disable-indexes", help="Load without secondary indexes, build them after the data.",
+        rich_help_panel=PANEL)] = False,
     *,
     endpoints: dict[str, str],
     common: CommonOptions,
@@ -98,6 +117,10 @@ def migrate(
                 handle_signals=True,
                 source_kind=source_kind.value,
                 target_kind=target_kind.value,
+                verify=verify.value,
+                sample_size=sample_size,
+                create_indexes=create_indexes,
+                disable_indexes=disable_indexes,
             )
             collector.attach_report(report.to_dict())
             return report
@@ -109,6 +132,12 @@ def migrate(
         raise
     render_report(report)
     print_request_units(metrics)
+    if report.verified_equal is False:
+        raise RunFailed(
+            f"verification ({verify.value}) found differences between source and target",
+            hint="see the table above; run `dataworks verify --mode hash --report FILE` for "
+            "every _id",
+        )
 
 
 def resume_command() -> str:
@@ -121,7 +150,7 @@ def resume_command() -> str:
 
 
 def render_report(report: MigrationReport) -> None:
-    console = Console(soft_wrap=True)
+    console = output_console()
     if report.status == "nothing to do":
         console.print(f"nothing to do: run {report.run_id} already finished "
                       f"({report.resumed_from:,} documents). Use --force-from-start to redo it.")
@@ -144,12 +173,24 @@ def render_report(report: MigrationReport) -> None:
     ]
     if report.dead_letter_file:
         rows.append(("dead letters", report.dead_letter_file))
+    if report.verification is not None:
+        rows.append(("verification", _verification_line(report.verification)))
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(report.closing_line())
+
+
+def _verification_line(result: dict[str, object]) -> str:
+    verdict = "[green]EQUAL[/]" if result["equal"] else "[bold red]DIFFERENT[/]"
+    line = f"{result['mode']}: {verdict} (source {result['source_count']:,}, " \
+           f"target {result['target_count']:,})"
+    if result["mode"] != "count":
+        line += (f"; missing {result['missing_count']:,}, extra {result['extra_count']:,}, "
+                 f"changed {result['changed_count']:,}")
+    return line
 
 
 def register(app: typer.Typer) -> None:

@@ -38,6 +38,7 @@ from dataworks.core.dead_letter import DeadLetterFile
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.errors import CheckpointError, DataWorksError, Interrupted, RunFailed, UserError
 from dataworks.migrations.batches import Batch
+from dataworks.migrations.finishing import FinishingOptions, after_load, before_load
 from dataworks.migrations.identity import config_hash, run_id_for
 from dataworks.migrations.legacy import LegacyReader
 from dataworks.migrations.partitioning import Partition, PartitionPlanner
@@ -72,6 +73,7 @@ class MigrationOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     run_dir: Path = Path(".dataworks/runs")
     handle_signals: bool = True
+    finishing: FinishingOptions = field(default_factory=FinishingOptions)
     source_kind: str = "auto"  # cosmos | mongodb | auto (by host): Cosmos sides count RU
     target_kind: str = "auto"
 
@@ -156,6 +158,7 @@ class MigrationEngine:
             await strategy.on_start()
             watermarks = await self._plan(strategy, source, query)
         report.partitions = len(watermarks.states)
+        await before_load(source, target, store, opts.finishing, report)
 
         count = await (
             source.count_documents(query) if query else source.fast_count()
@@ -216,6 +219,11 @@ class MigrationEngine:
                 hint="run the same command again to resume",
             )
         report.target_count = await fast_count(target)
+        await after_load(
+            source, target, store, self._finishing(), report, strategy,
+            [s.partition for s in watermarks.states.values()
+             if s.partition.group != LEGACY_GROUP], query, projection, opts.retry,
+        )
         await strategy.on_finish(report)
         event(log, "run_finished", report.closing_line(), run_id=run_id,
               **{k: v for k, v in report.to_dict().items() if isinstance(v, int | float)})
@@ -306,6 +314,13 @@ class MigrationEngine:
             writers_done.set()
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _finishing(self) -> FinishingOptions:
+        finishing = self.options.finishing
+        if self.options.unacknowledged and finishing.verify_mode in ("none", "count"):
+            # w=0 proves nothing: only reading every document back does.
+            return FinishingOptions(**{**finishing.__dict__, "verify_mode": "hash"})
+        return finishing
 
     def _checkpoint_store(self, target_client: Any) -> CheckpointStore:
         kind, path = parse_store_spec(self.options.checkpoint_store)

@@ -35,6 +35,12 @@ class MigrationReport:
     dead_letter_file: str | None = None
     warnings: list[str] = field(default_factory=list)
     verification: dict[str, Any] | None = None
+    indexes: dict[str, Any] | None = None
+
+    @property
+    def verified_equal(self) -> bool | None:
+        """None when no verification ran."""
+        return None if self.verification is None else bool(self.verification.get("equal"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -38,7 +38,7 @@ async def test_200k_mixed_documents_copy_byte_for_byte(big_source, source_uri, t
                                                         unique_db_name, tmp_path):
     settings = settings_for(source_uri, target_uri, big_source, unique_db_name,
                             mig_batch_size=2000, max_insert_workers=4)
-    report = await commands.migrate(settings, run_dir=tmp_path)
+    report = await commands.migrate(settings, run_dir=tmp_path, verify="none")  # compared below
     assert report.status == "completed"
     assert report.written == 200_000 and report.already_present == 0
     assert report.target_count == report.source_count == 200_000
@@ -148,3 +148,49 @@ async def test_strategy_loading_errors_are_explained(content, expected, source_u
     settings = settings_for(source_uri, target_uri, unique_db_name, unique_db_name + "_t")
     with pytest.raises(PluginError, match=expected):
         await commands.migrate(settings, strategy=str(path), run_dir=tmp_path)
+
+
+async def test_indexes_deferred_and_copied_then_hash_verified(source_uri, target_uri,
+                                                              unique_db_name, tmp_path):
+    from pymongo import MongoClient
+
+    src = unique_db_name + "_src"
+    load(source_uri, src, "orders", [{"_id": i, "sku": f"s{i}", "qty": i % 5} for i in range(3000)])
+    with MongoClient(source_uri) as client:
+        client[src]["orders"].create_index("sku", unique=True)
+        client[src]["orders"].create_index([("qty", 1), ("sku", -1)])
+    with MongoClient(target_uri) as client:  # an empty target that already has an index
+        client[unique_db_name].create_collection("orders")
+        client[unique_db_name]["orders"].create_index("qty", name="target_qty")
+    settings = settings_for(source_uri, target_uri, src, unique_db_name)
+    report = await commands.migrate(settings, run_dir=tmp_path, verify="hash",
+                                    create_indexes=True, disable_indexes=True)
+    assert any("target_qty" in w for w in report.warnings)  # dropped before the load
+    assert report.verified_equal is True
+    assert report.verification["compared"] == 3000
+    with MongoClient(target_uri) as client:
+        names = set(client[unique_db_name]["orders"].index_information())
+    assert {"target_qty", "sku_1", "qty_1_sku_-1"} <= names
+
+
+def test_cli_exits_1_when_verification_finds_a_difference(source_uri, target_uri,
+                                                          unique_db_name, tmp_path):
+    import subprocess
+    import sys
+
+    from pymongo import MongoClient
+
+    src = unique_db_name + "_src"
+    load(source_uri, src, "orders", [{"_id": i} for i in range(500)])
+    with MongoClient(target_uri) as client:
+        client[unique_db_name]["orders"].insert_one({"_id": "stray"})
+    result = subprocess.run(
+        [sys.executable, "-m", "dataworks", "migrate", "--source-uri", source_uri,
+         "--source-db", src, "--source-collection", "orders", "--target-uri", target_uri,
+         "--target-db", unique_db_name, "--target-collection", "orders", "--verify", "hash",
+         "--checkpoint-store", f"file:{tmp_path / 'c.json'}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "DIFFERENT" in result.stdout and "extra 1" in result.stdout
+    assert "verification (hash) found differences" in result.stderr

@@ -1,0 +1,89 @@
+"""What happens around the data load: deferring indexes before it, building or copying them
+after it, and proving the result by verification.
+
+Kept out of the engine so the pipeline stays about moving documents; the engine calls
+`before_load` once the checkpoint is known and `after_load` once every batch is acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from dataworks.checkpoints.store import CheckpointStore
+from dataworks.core.clients import ReadOnlyCollection
+from dataworks.core.retry import RetryPolicy
+from dataworks.indexes import build_pending_indexes, copy_indexes, defer_indexes
+from dataworks.migrations.report import MigrationReport
+from dataworks.migrations.strategy import BaseMigrationStrategy
+from dataworks.monitoring.logs import event
+from dataworks.verify import verify
+
+log = logging.getLogger("dataworks.migrate")
+VERIFY_MODES = ("count", "hash", "sample", "none")
+
+
+@dataclass(frozen=True)
+class FinishingOptions:
+    verify_mode: str = "count"  # count | hash | sample | none
+    sample_size: int = 1000
+    create_indexes: bool = False
+    disable_indexes: bool = False
+    parallelism: int = 2
+
+
+async def before_load(source: ReadOnlyCollection, target: Any, store: CheckpointStore,
+                      options: FinishingOptions, report: MigrationReport) -> None:
+    """With --disable-indexes: record the indexes to build and load without them."""
+    if not options.disable_indexes:
+        return
+    deferred = await defer_indexes(source, target, store)
+    if deferred.dropped:
+        report.warnings.append(
+            "loading without secondary indexes (dropped from the empty target, rebuilt after "
+            "the data): " + ", ".join(deferred.dropped)
+        )
+    report.warnings.extend(deferred.notes)
+    report.indexes = {"pending": [s.name for s in deferred.pending],
+                      "skipped": [{"name": s.name, "reason": s.reason} for s in deferred.skipped]}
+
+
+async def after_load(source: ReadOnlyCollection, target: Any, store: CheckpointStore,
+                     options: FinishingOptions, report: MigrationReport,
+                     strategy: BaseMigrationStrategy, partitions: list[Any],
+                     query: dict[str, Any], projection: dict[str, Any] | None,
+                     policy: RetryPolicy) -> None:
+    """Build deferred indexes, copy the source's indexes, then verify."""
+    if options.disable_indexes:
+        built = await build_pending_indexes(target, store, policy=policy)
+        report.indexes = {**(report.indexes or {}), "built": built.to_dict()}
+        _note_index_problems(report, built.to_dict())
+    if options.create_indexes:
+        copied = await copy_indexes(source, target, policy=policy)
+        report.indexes = {**(report.indexes or {}), "copied": copied.to_dict()}
+        _note_index_problems(report, copied.to_dict())
+    if options.verify_mode == "none":
+        return
+    transform = strategy.transform if strategy.transforms() else None
+    result = await verify(
+        source, target, options.verify_mode,
+        sample_size=options.sample_size,
+        transform=transform,
+        partitions=partitions or None,
+        parallelism=options.parallelism,
+        policy=policy,
+        source_query=query or None,
+        source_projection=projection,
+    )
+    report.verification = result.to_dict(limit=100)
+    event(log, "verified", f"verify --mode {options.verify_mode}: "
+          f"{'EQUAL' if result.equal else 'DIFFERENT'}", mode=options.verify_mode,
+          equal=result.equal)
+
+
+def _note_index_problems(report: MigrationReport, outcome: dict[str, Any]) -> None:
+    for name, message in outcome.get("failed", {}).items():
+        report.warnings.append(f"index {name} could not be built: {message}")
+    for skipped in outcome.get("skipped", []):
+        report.warnings.append(f"index {skipped['name']} skipped: {skipped['reason']}")
