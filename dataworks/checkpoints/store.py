@@ -38,6 +38,8 @@ class CheckpointStore(Protocol):
 
     async def delete(self, run_id: str) -> None: ...
 
+    async def list_runs(self) -> list[dict[str, Any]]: ...
+
 
 class TargetCheckpointStore:
     """Checkpoints in `dataworks_meta.checkpoints` on the target."""
@@ -59,12 +61,20 @@ class TargetCheckpointStore:
     async def delete(self, run_id: str) -> None:
         await self._collection.delete_one({"_id": run_id})
 
+    async def list_runs(self) -> list[dict[str, Any]]:
+        runs = []
+        async for doc in self._collection.find({}).sort("_id", 1):
+            run_id = doc.pop("_id")
+            runs.append({**doc, "run_id": run_id})
+        return runs
+
 
 class FileCheckpointStore:
     """Checkpoints as extended-JSON files.
 
-    `path` ending in `.json` is one file holding one run; any other path is a directory with
-    one `<run_id>.json` per run.
+    `path` ending in `.json` is one file holding one run; auxiliary records whose key has a
+    colon (`pending-indexes:<ns>`) go beside it as `<stem>.<key>.json`, so they never
+    overwrite the run. Any other path is a directory with one `<run_id>.json` per run.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -72,14 +82,27 @@ class FileCheckpointStore:
         self.description = f"file {self.path}"
 
     def _file(self, run_id: str) -> Path:
-        if self.path.suffix == ".json":
-            return self.path
-        return self.path / f"{run_id}.json"
+        safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in run_id)
+        if self.path.suffix != ".json":
+            return self.path / f"{safe}.json"
+        if ":" in run_id:
+            return self.path.with_name(f"{self.path.stem}.{safe}.json")
+        return self.path
 
     async def load(self, run_id: str) -> dict[str, Any] | None:
         file = self._file(run_id)
         if not file.exists():
             return None
+        state = self._read(file)
+        if file == self.path and state.get("run_id") not in (None, run_id):
+            raise CheckpointError(
+                f"checkpoint file {file} belongs to another run ({state.get('run_id')})",
+                hint="use another file, or --force-from-start to overwrite it",
+            )
+        return state
+
+    @staticmethod
+    def _read(file: Path) -> dict[str, Any]:
         try:
             state = json_util.loads(file.read_text(encoding="utf-8"), json_options=_JSON)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -89,11 +112,6 @@ class FileCheckpointStore:
             ) from None
         if not isinstance(state, dict):
             raise CheckpointError(f"checkpoint file {file} does not hold a JSON object")
-        if self.path.suffix == ".json" and state.get("run_id") not in (None, run_id):
-            raise CheckpointError(
-                f"checkpoint file {file} belongs to another run ({state.get('run_id')})",
-                hint="use another file, or --force-from-start to overwrite it",
-            )
         return state
 
     async def save(self, run_id: str, state: dict[str, Any]) -> None:
@@ -101,6 +119,15 @@ class FileCheckpointStore:
 
     async def delete(self, run_id: str) -> None:
         self._file(run_id).unlink(missing_ok=True)
+
+    async def list_runs(self) -> list[dict[str, Any]]:
+        files = [self.path] if self.path.suffix == ".json" else sorted(self.path.glob("*.json"))
+        runs = []
+        for file in files:
+            if file.is_file():
+                state = self._read(file)
+                runs.append({**state, "run_id": state.get("run_id", file.stem)})
+        return runs
 
 
 def write_atomically(path: Path, text: str) -> None:

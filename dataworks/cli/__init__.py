@@ -14,6 +14,7 @@ import typer
 from dataworks import __version__
 from dataworks.cli import (
     check_cmd,
+    checkpoints_cmd,
     config_cmd,
     generate_cmd,
     indexes_cmd,
@@ -49,7 +50,7 @@ def _root(
 
 
 for module in (config_cmd, migrate_cmd, generate_cmd, verify_cmd, indexes_cmd, new_cmd,
-               check_cmd):
+               check_cmd, checkpoints_cmd):
     module.register(app)
 
 

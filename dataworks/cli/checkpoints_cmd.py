@@ -1,0 +1,105 @@
+"""`dataworks checkpoints list|show|delete`: inspect and discard saved run state."""
+
+# No `from __future__ import annotations`: typer reads these annotations at runtime.
+import asyncio
+from typing import Annotated, Any
+
+import typer
+from bson import json_util
+from rich.table import Table
+
+from dataworks.checkpoints.store import (
+    CheckpointStore,
+    FileCheckpointStore,
+    TargetCheckpointStore,
+    parse_store_spec,
+)
+from dataworks.cli.common import CommonOptions, command_options, output_console
+from dataworks.config.settings import Settings
+from dataworks.core.clients import connect
+from dataworks.core.endpoints import target_endpoint
+from dataworks.errors import CheckpointError
+
+checkpoints_app = typer.Typer(help="Inspect or discard saved run state.", no_args_is_help=True)
+
+StoreOption = Annotated[str, typer.Option(
+    "--checkpoint-store", help="'target' (dataworks_meta on MIG_TARGET_DB_CONNECTION_STRING) "
+    "or file:PATH.")]
+TargetUriOption = Annotated[str | None, typer.Option(
+    "--target-uri", help="Target connection string (for the target store).")]
+
+
+async def _with_store(settings: Settings, spec: str, action: Any) -> Any:
+    kind, path = parse_store_spec(spec)
+    if kind == "file":
+        return await action(FileCheckpointStore(path or ""))
+    client = connect(target_endpoint(settings))
+    try:
+        store: CheckpointStore = TargetCheckpointStore(client)
+        return await action(store)
+    finally:
+        await client.close()
+
+
+def _progress(run: dict[str, Any]) -> str:
+    done = run.get("done_count", run.get("acknowledged"))
+    total = run.get("source_count", run.get("total"))
+    if done is None:
+        return ""
+    return f"{int(done):,}" + (f" / {int(total):,}" if total is not None else "")
+
+
+@checkpoints_app.command("list")
+@command_options
+def list_runs(store: StoreOption = "target", target_uri: TargetUriOption = None, *,
+              common: CommonOptions) -> None:
+    """List the runs that have saved state."""
+    settings = common.settings(mig_target_db_connection_string=target_uri)
+    runs = asyncio.run(_with_store(settings, store, lambda s: s.list_runs()))
+    table = Table(title=f"checkpoints ({store})")
+    table.add_column("run id", no_wrap=True)  # people copy it into `show`/`delete`
+    for column in ("source", "target", "strategy", "documents", "finished"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        table.add_row(str(run["run_id"]), str(run.get("source", "")), str(run.get("target", "")),
+                      str(run.get("strategy", "")), _progress(run),
+                      "yes" if run.get("finished") else "no")
+    output_console().print(table if runs else "no saved runs")
+
+
+@checkpoints_app.command("show")
+@command_options
+def show(run_id: Annotated[str, typer.Argument(help="Run id from `checkpoints list`.")],
+         store: StoreOption = "target", target_uri: TargetUriOption = None, *,
+         common: CommonOptions) -> None:
+    """Print one run's saved state as extended JSON."""
+    settings = common.settings(mig_target_db_connection_string=target_uri)
+    state = asyncio.run(_with_store(settings, store, lambda s: s.load(run_id)))
+    if state is None:
+        raise CheckpointError(f"no saved state for run {run_id}",
+                              hint="see `dataworks checkpoints list`")
+    typer.echo(json_util.dumps(state, indent=2, json_options=json_util.RELAXED_JSON_OPTIONS))
+
+
+@checkpoints_app.command("delete")
+@command_options
+def delete(run_id: Annotated[str, typer.Argument(help="Run id from `checkpoints list`.")],
+           store: StoreOption = "target", target_uri: TargetUriOption = None, *,
+           common: CommonOptions) -> None:
+    """Discard a run's saved state: its next run starts from the beginning."""
+    settings = common.settings(mig_target_db_connection_string=target_uri)
+
+    async def remove(s: CheckpointStore) -> bool:
+        if await s.load(run_id) is None:
+            return False
+        await s.delete(run_id)
+        return True
+
+    if not asyncio.run(_with_store(settings, store, remove)):
+        raise CheckpointError(f"no saved state for run {run_id}",
+                              hint="see `dataworks checkpoints list`")
+    typer.echo(f"deleted checkpoint of run {run_id}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(checkpoints_app, name="checkpoints")
