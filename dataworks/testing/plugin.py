@@ -42,26 +42,24 @@ def _start_server(tmp_path_factory: pytest.TempPathFactory, label: str) -> Ferre
         )
 
 
-@pytest.fixture(scope="session")
-def source_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _server_uri(tmp_path_factory: pytest.TempPathFactory, label: str) -> Iterator[str]:
     external = os.environ.get(EXTERNAL_URI_ENV)
     if external:
         yield external
         return
-    server = _start_server(tmp_path_factory, "ferretdb-source")
+    server = _start_server(tmp_path_factory, label)
     yield server.uri
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def source_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _server_uri(tmp_path_factory, "ferretdb-source")
 
 
 @pytest.fixture(scope="session")
 def target_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    external = os.environ.get(EXTERNAL_URI_ENV)
-    if external:
-        yield external
-        return
-    server = _start_server(tmp_path_factory, "ferretdb-target")
-    yield server.uri
-    server.stop()
+    yield from _server_uri(tmp_path_factory, "ferretdb-target")
 
 
 @pytest.fixture(scope="session")
