@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pymongo import WriteConcern
 from pymongo.errors import PyMongoError
 
 from dataworks.checkpoints.store import (
@@ -92,11 +91,16 @@ class MigrationEngine:
         _refuse_same_namespace(opts.source, opts.target)
         source_client = connect(opts.source)
         target_client = connect(opts.target)
+        # w=0 writes get their own connections: a server that answers them anyway (FerretDB
+        # does) would otherwise leave stray replies on connections that checkpoints use.
+        self._unacked_client = connect(opts.target, w=0) if opts.unacknowledged else None
         try:
             return await self._run(source_client, target_client)
         finally:
             await source_client.close()
             await target_client.close()
+            if self._unacked_client is not None:
+                await self._unacked_client.close()
 
     # -- the run --------------------------------------------------------------------------
 
@@ -170,7 +174,8 @@ class MigrationEngine:
 
         writes = target
         if opts.unacknowledged:
-            writes = target.with_options(write_concern=WriteConcern(w=0))
+            assert self._unacked_client is not None
+            writes = self._unacked_client[opts.target.db][opts.target.collection]
             report.warnings.append(
                 "--unacknowledged: the target does not confirm writes, so checkpoints cannot "
                 "prove delivery; a verification pass runs at the end"
@@ -317,9 +322,12 @@ class MigrationEngine:
 
     def _finishing(self) -> FinishingOptions:
         finishing = self.options.finishing
-        if self.options.unacknowledged and finishing.verify_mode in ("none", "count"):
-            # w=0 proves nothing: only reading every document back does.
-            return FinishingOptions(**{**finishing.__dict__, "verify_mode": "hash"})
+        if self.options.unacknowledged:
+            # w=0 proves nothing: only reading documents back does (all of them, unless the
+            # user asked for a sample).
+            mode = "sample" if finishing.verify_mode == "sample" else "hash"
+            return FinishingOptions(**{**finishing.__dict__, "verify_mode": mode,
+                                       "settle_writes": True})
         return finishing
 
     def _checkpoint_store(self, target_client: Any) -> CheckpointStore:

@@ -7,12 +7,14 @@ Kept out of the engine so the pipeline stays about moving documents; the engine 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from dataworks.checkpoints.store import CheckpointStore
-from dataworks.core.clients import ReadOnlyCollection
+from dataworks.core.clients import ReadOnlyCollection, fast_count
 from dataworks.core.retry import RetryPolicy
 from dataworks.indexes import build_pending_indexes, copy_indexes, defer_indexes
 from dataworks.migrations.report import MigrationReport
@@ -31,6 +33,7 @@ class FinishingOptions:
     create_indexes: bool = False
     disable_indexes: bool = False
     parallelism: int = 2
+    settle_writes: bool = False  # w=0 writes may still be landing when the load "ends"
 
 
 async def before_load(source: ReadOnlyCollection, target: Any, store: CheckpointStore,
@@ -55,6 +58,8 @@ async def after_load(source: ReadOnlyCollection, target: Any, store: CheckpointS
                      query: dict[str, Any], projection: dict[str, Any] | None,
                      policy: RetryPolicy) -> None:
     """Build deferred indexes, copy the source's indexes, then verify."""
+    if options.settle_writes:
+        await wait_for_writes_to_land(target)
     if options.disable_indexes:
         built = await build_pending_indexes(target, store, policy=policy)
         report.indexes = {**(report.indexes or {}), "built": built.to_dict()}
@@ -80,6 +85,21 @@ async def after_load(source: ReadOnlyCollection, target: Any, store: CheckpointS
     event(log, "verified", f"verify --mode {options.verify_mode}: "
           f"{'EQUAL' if result.equal else 'DIFFERENT'}", mode=options.verify_mode,
           equal=result.equal)
+
+
+async def wait_for_writes_to_land(target: Any, *, quiet_s: float = 1.0,
+                                  limit_s: float = 120.0) -> None:
+    """Unacknowledged inserts are still queued on the server after the client sent them:
+    wait until the target's count stops moving (or the limit passes) before checking it."""
+    deadline = time.monotonic() + limit_s
+    last = -1
+    while time.monotonic() < deadline:
+        current = await fast_count(target)
+        if current == last:
+            return
+        last = current
+        await asyncio.sleep(quiet_s)
+    log.warning("the target's count was still changing after %.0fs of waiting", limit_s)
 
 
 def _note_index_problems(report: MigrationReport, outcome: dict[str, Any]) -> None:

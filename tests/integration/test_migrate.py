@@ -194,3 +194,23 @@ def test_cli_exits_1_when_verification_finds_a_difference(source_uri, target_uri
     assert result.returncode == 1, result.stderr
     assert "DIFFERENT" in result.stdout and "extra 1" in result.stdout
     assert "verification (hash) found differences" in result.stderr
+
+
+async def test_unacknowledged_mode_warns_and_verifies_every_document(source_uri, target_uri,
+                                                                     unique_db_name, tmp_path):
+    src = unique_db_name + "_src"
+    load(source_uri, src, "orders", mixed_documents(3000, seed=5))
+    settings = settings_for(source_uri, target_uri, src, unique_db_name)
+    report = await commands.migrate(settings, run_dir=tmp_path, unacknowledged=True,
+                                    verify="none")
+    assert any("cannot prove delivery" in w for w in report.warnings)
+    assert report.verification["mode"] == "hash"  # forced, although --verify none was asked
+    # The verification tells the truth about what landed. (FerretDB answers w=0 writes it
+    # should not answer, so on it some may be lost: the check must see exactly those.)
+    from pymongo import MongoClient
+
+    with MongoClient(target_uri) as client:
+        landed = client[unique_db_name]["orders"].count_documents({})
+    assert report.verification["target_count"] == landed
+    assert report.verification["missing_count"] == 3000 - landed
+    assert report.verified_equal is (landed == 3000)
