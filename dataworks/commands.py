@@ -62,6 +62,7 @@ async def migrate(
         retry=RetryPolicy(
             max_attempts=settings.retry_max_attempts, max_seconds=settings.retry_max_seconds
         ),
+        throttle_recovery_s=settings.throttle_recovery_seconds,
         run_dir=run_dir,
         handle_signals=handle_signals,
         source_kind=source_kind,

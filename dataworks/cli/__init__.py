@@ -11,6 +11,11 @@ from typing import Annotated
 
 import typer
 
+try:  # typer >= 0.17 vendors click
+    from typer._click import exceptions as _click_exceptions
+except ImportError:  # pragma: no cover - older typer with click installed
+    from click import exceptions as _click_exceptions  # type: ignore[no-redef]
+
 from dataworks import __version__
 from dataworks.cli import (
     check_cmd,
@@ -55,7 +60,25 @@ for module in (config_cmd, migrate_cmd, generate_cmd, verify_cmd, indexes_cmd, n
 
 
 def main(argv: list[str] | None = None) -> None:
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="dataworks")
+    """Run the CLI; a mistyped command line gets one line on stderr (what is wrong, where to
+    look), not click's boxed usage block, and exit code 2."""
+    args = argv if argv is not None else sys.argv[1:]
+    try:
+        code = app(args=args, prog_name="dataworks", standalone_mode=False)
+    except _click_exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except _click_exceptions.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "dataworks"
+        typer.echo(f"error: {exc.format_message()} (see '{where} --help')", err=True)
+        sys.exit(exc.exit_code)
+    except _click_exceptions.ClickException as exc:
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def run_verb(verb: str) -> None:

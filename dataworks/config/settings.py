@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     server_selection_timeout_ms: int = Field(
         10_000, gt=0, validation_alias=_env("FRAMEWORK_SERVER_SELECTION_TIMEOUT_MS")
     )
+    throttle_recovery_seconds: float = Field(
+        5.0, gt=0, validation_alias=_env("FRAMEWORK_THROTTLE_RECOVERY_SECONDS")
+    )  # after throttling halves insert concurrency, quiet seconds before each +1
 
     @field_validator(
         "gen_db_connection_string",
@@ -308,9 +311,13 @@ def describe_settings(
     return rows
 
 
-_USERINFO = re.compile(r"(?P<scheme>mongodb(?:\+srv)?://)(?P<user>[^:@/]*):(?P<pw>[^@/]*)@")
+# Any scheme (a mistyped "http://user:pw@..." must be masked too); the password runs to the
+# last "@" before the path, so an unescaped "@" in it does not leave a tail showing.
+_USERINFO = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^/\s]*)@"
+)
 
 
 def mask_uri(uri: str) -> str:
-    """Replace the password of a MongoDB connection string with ****."""
+    """Replace the password of a connection string with ****."""
     return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:****@", uri)

@@ -15,7 +15,13 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import ConfigurationError, InvalidURI, PyMongoError
+from pymongo.errors import (
+    ConfigurationError,
+    ConnectionFailure,
+    InvalidURI,
+    OperationFailure,
+    PyMongoError,
+)
 
 from dataworks.config.settings import mask_uri
 from dataworks.errors import SettingsError
@@ -70,6 +76,26 @@ def connect(endpoint: Endpoint, **extra: Any) -> AsyncMongoClient[Any]:
         ) from None
 
 
+async def check_reachable(client: AsyncMongoClient[Any], endpoint: Endpoint, *, side: str,
+                          setting: str) -> None:
+    """First contact with a server: a wrong address or password is the user's to fix, so say
+    so at once (after one server-selection timeout) instead of retrying it for minutes."""
+    from dataworks.core.errors import classify, fatal_error, server_words
+
+    try:
+        await client.admin.command("ping")
+    except OperationFailure as exc:
+        raise fatal_error(classify(exc), side=side, setting=setting) from None
+    except ConnectionFailure as exc:
+        seconds = endpoint.server_selection_timeout_ms / 1000
+        raise SettingsError(
+            f"cannot reach the {side} at {endpoint.host_key()} within {seconds:g}s: "
+            f"{server_words(exc)}",
+            hint=f"check the host, port and TLS options in {setting} and that the server is "
+            "running; FRAMEWORK_SERVER_SELECTION_TIMEOUT_MS sets how long to wait",
+        ) from None
+
+
 _WRITING_STAGES = ("$out", "$merge")
 
 
@@ -88,10 +114,10 @@ class ReadOnlyCollection:
         return ReadOnlyCollection(self.__collection.with_options(codec_options=RAW_CODEC))
 
     def find(self, *args: Any, **kwargs: Any) -> Any:
-        return self.__collection.find(*args, **kwargs)
+        return ReadOnlyCursor(self.__collection.find(*args, **kwargs))
 
     def find_raw_batches(self, *args: Any, **kwargs: Any) -> Any:
-        return self.__collection.find_raw_batches(*args, **kwargs)
+        return ReadOnlyCursor(self.__collection.find_raw_batches(*args, **kwargs))
 
     async def find_one(self, *args: Any, **kwargs: Any) -> Any:
         return await self.__collection.find_one(*args, **kwargs)
@@ -106,7 +132,7 @@ class ReadOnlyCollection:
         for stage in pipeline:
             if any(key in stage for key in _WRITING_STAGES):
                 raise PermissionError("the source is read-only: $out and $merge are refused")
-        return await self.__collection.aggregate(list(pipeline), **kwargs)
+        return ReadOnlyCursor(await self.__collection.aggregate(list(pipeline), **kwargs))
 
     async def explain_find(self, query: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
         command: dict[str, Any] = {"find": self.name, "filter": dict(query)}
@@ -129,6 +155,46 @@ class ReadOnlyCollection:
 
     async def collection_stats(self) -> dict[str, Any]:
         return await self.__collection.database.command("collStats", self.name)
+
+
+class ReadOnlyCursor:
+    """A source cursor without the attributes that lead back to writable driver objects
+    (`collection`, `session` and so on); everything else is the driver's cursor."""
+
+    _HIDDEN = frozenset({"collection", "session"})
+
+    def __init__(self, cursor: Any) -> None:
+        self.__cursor = cursor
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._HIDDEN or name.startswith("_"):
+            raise AttributeError(f"the source is read-only: cursors have no {name!r}")
+        value = getattr(self.__cursor, name)
+        if not callable(value):
+            return value
+        inner = self.__cursor
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = value(*args, **kwargs)
+            if result is inner:  # chained: cursor.sort(...).limit(...)
+                return self
+            if type(result) is type(inner):  # clone()
+                return ReadOnlyCursor(result)
+            return result
+
+        return call
+
+    def __aiter__(self) -> ReadOnlyCursor:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self.__cursor.__anext__()
+
+    async def __aenter__(self) -> ReadOnlyCursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.__cursor.close()
 
 
 async def fast_count(collection: Any) -> int:

@@ -27,6 +27,8 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
+from dataworks.errors import DataWorksError, RunFailed, SettingsError
+
 DUPLICATE_KEY = 11000
 DOCUMENT_VALIDATION_FAILURE = 121
 BSON_OBJECT_TOO_LARGE = 10334
@@ -36,16 +38,21 @@ EXCEEDED_TIME_LIMIT = 50
 UNAUTHORIZED = 13
 AUTHENTICATION_FAILED = 18
 NAMESPACE_NOT_FOUND = 26
+CURSOR_NOT_FOUND = 43
 
 # Server codes that mean "try again" (network-ish, elections, interruptions).
 TRANSIENT_CODES = frozenset(
-    {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, EXCEEDED_TIME_LIMIT}
+    {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, EXCEEDED_TIME_LIMIT,
+     CURSOR_NOT_FOUND}
 )
+# Labels the server or driver attaches to errors that are safe to retry.
+TRANSIENT_LABELS = ("RetryableWriteError", "ResetPool", "SystemOverloadedError", "RetryableError")
 THROTTLE_CODES = frozenset({COSMOS_REQUEST_RATE_TOO_LARGE, HTTP_TOO_MANY_REQUESTS})
 REJECT_CODES = frozenset({DOCUMENT_VALIDATION_FAILURE, BSON_OBJECT_TOO_LARGE, 2, 17419, 17280})
 FATAL_CODES = frozenset({UNAUTHORIZED, AUTHENTICATION_FAILED, NAMESPACE_NOT_FOUND})
 
 _RETRY_AFTER = re.compile(r"RetryAfterMs=(\d+)")
+_THROTTLE_WORDS = ("Request rate is large", "RequestRateTooLarge", "TooManyRequests")
 
 
 class ErrorKind(Enum):
@@ -75,7 +82,7 @@ def retry_after_seconds(message: str) -> float | None:
 
 
 def classify_code(code: int | None, message: str) -> Classified:
-    if code in THROTTLE_CODES or "Request rate is large" in (message or ""):
+    if code in THROTTLE_CODES or any(word in (message or "") for word in _THROTTLE_WORDS):
         return Classified(ErrorKind.THROTTLED, code, message, retry_after_seconds(message))
     if code == DUPLICATE_KEY:
         return Classified(ErrorKind.DUPLICATE, code, message)
@@ -100,11 +107,71 @@ def classify(exc: BaseException) -> Classified:
         return Classified(ErrorKind.TRANSIENT, None, message)
     if isinstance(exc, (ExecutionTimeout, WTimeoutError)):
         return Classified(ErrorKind.TRANSIENT, getattr(exc, "code", None), message)
+    if isinstance(exc, BulkWriteError):
+        return _classify_bulk(exc)
     if isinstance(exc, OperationFailure):
-        return classify_code(exc.code, message)
-    if isinstance(exc, PyMongoError) and exc.has_error_label("RetryableWriteError"):
+        verdict = classify_code(exc.code, message)
+        if verdict.kind is ErrorKind.FATAL and _has_transient_label(exc):
+            return Classified(ErrorKind.TRANSIENT, exc.code, message)
+        return verdict
+    if isinstance(exc, PyMongoError) and _has_transient_label(exc):
         return Classified(ErrorKind.TRANSIENT, None, message)
     return Classified(ErrorKind.FATAL, None, message)
+
+
+def _has_transient_label(exc: PyMongoError) -> bool:
+    return any(exc.has_error_label(label) for label in TRANSIENT_LABELS)
+
+
+def _classify_bulk(exc: BulkWriteError) -> Classified:
+    """A whole failed bulk write, for callers that do not split it: its worst document."""
+    errors = (exc.details or {}).get("writeErrors") or []
+    verdicts = [classify_code(e.get("code"), e.get("errmsg", "")) for e in errors]
+    for kind in (ErrorKind.FATAL, ErrorKind.REJECTED, ErrorKind.THROTTLED, ErrorKind.TRANSIENT):
+        for verdict in verdicts:
+            if verdict.kind is kind:
+                return verdict
+    if verdicts:
+        return verdicts[0]
+    return Classified(ErrorKind.TRANSIENT if _has_transient_label(exc) else ErrorKind.FATAL,
+                      exc.code, str(exc))
+
+
+def server_words(exc: BaseException) -> str:
+    """The server's own message, without PyMongo's `full error: {...}` dump."""
+    if isinstance(exc, OperationFailure) and not isinstance(exc, BulkWriteError):
+        details = exc.details or {}
+        text = str(details.get("errmsg") or exc).split(", full error:")[0]
+    else:
+        text = str(exc).split(", full error:")[0].split(" (configured timeouts")[0]
+    return " ".join(text.split())
+
+
+def fatal_error(verdict: Classified, *, side: str, setting: str) -> DataWorksError:
+    """One clear error for a failure retrying cannot fix. `side` names the server ("target"),
+    `setting` the connection-string setting the user would check."""
+    message = " ".join(verdict.message.split(", full error:")[0].split())  # one line
+    if verdict.code == AUTHENTICATION_FAILED:
+        return SettingsError(
+            f"the {side} rejected the credentials: {message}",
+            hint=f"check the user, password and authMechanism in {setting}",
+        )
+    if verdict.code == UNAUTHORIZED:
+        return SettingsError(
+            f"the {side} refused the operation: {message}",
+            hint=f"give the user in {setting} the roles it needs (readWrite on the target, "
+            "read on the source), then run the same command again to resume",
+        )
+    if verdict.code == NAMESPACE_NOT_FOUND:
+        return RunFailed(
+            f"a collection on the {side} disappeared during the run: {message}",
+            hint="check the database and collection names; run the same command again to resume",
+        )
+    code = f" (code {verdict.code})" if verdict.code is not None else ""
+    return RunFailed(
+        f"the {side} failed{code}: {message}",
+        hint="checkpoints were saved; fix the cause and run the same command again to resume",
+    )
 
 
 @dataclass

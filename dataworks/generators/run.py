@@ -26,8 +26,9 @@ from dataworks.checkpoints.store import (
     parse_store_spec,
 )
 from dataworks.config.settings import Settings
-from dataworks.core.clients import RAW_CODEC, Endpoint, connect
-from dataworks.core.retry import RetryPolicy
+from dataworks.core.clients import RAW_CODEC, Endpoint, check_reachable, connect
+from dataworks.core.retry import RetryPolicy, with_retries
+from dataworks.core.throttle import AdaptiveLimiter
 from dataworks.errors import CheckpointError, Interrupted, RunFailed, UserError
 from dataworks.generators.engine import EngineOptions, run_batches
 from dataworks.generators.ids import batch_seed, id_prefix, with_ids
@@ -155,11 +156,14 @@ async def generate(
                          batch_size or settings.gen_batch_size)
         ledger = BatchLedger(plan.total, plan.batch_size)
         return await _run(plan, ledger, None, None, None, options, metrics, progress,
-                          run_id=None, target="dry run", resumed=False)
+                          run_id=None, target="dry run", resumed=False,
+                          settings=settings)
 
     client = connect(endpoint)
     ru = RequestUnitAccounting(metrics, target=endpoint, target_kind=target_kind)
     try:
+        await check_reachable(client, endpoint, side="target",
+                              setting="GEN_DB_CONNECTION_STRING (or --uri)")
         store = _store(checkpoint_store, client)
         run_id = run_id_for(endpoint)
         collection = client[endpoint.db].get_collection(endpoint.collection,
@@ -179,7 +183,7 @@ async def generate(
                 await collection.drop()
         return await _run(plan, ledger, ru.writes(collection, options.write_workers), store,
                           run_id, options, metrics, progress, run_id=run_id,
-                          target=endpoint.display(), resumed=resume)
+                          target=endpoint.display(), resumed=resume, settings=settings)
     finally:
         await ru.aclose()
         await client.close()
@@ -245,21 +249,26 @@ def _state(plan: BatchPlan, ledger: BatchLedger, run_id: str) -> dict[str, Any]:
 async def _run(plan: BatchPlan, ledger: BatchLedger, collection: Any,
                store: CheckpointStore | None, run_key: str | None, options: EngineOptions,
                metrics: RunMetrics, progress: bool, *, run_id: str | None, target: str,
-               resumed: bool) -> GenerationReport:
+               resumed: bool, settings: Settings | None = None) -> GenerationReport:
     metrics.total = plan.total
     metrics.resumed_from = ledger.documents_done()
-    policy = RetryPolicy()
+    policy = RetryPolicy() if settings is None else RetryPolicy(
+        max_attempts=settings.retry_max_attempts, max_seconds=settings.retry_max_seconds)
+    limiter = AdaptiveLimiter(options.write_workers, metrics=metrics, recovery_s=(
+        5.0 if settings is None else settings.throttle_recovery_seconds))
 
     async def save() -> None:
         if store is not None and run_key is not None:
-            await store.save(run_key, _state(plan, ledger, run_key))
+            state = _state(plan, ledger, run_key)
+            await with_retries(lambda: store.save(run_key, state), policy,
+                               what="saving the checkpoint")
 
     async def sink(batch: BuiltBatch) -> None:
         if collection is None:
             metrics.written += batch.count
             return
         docs = bson.decode_all(batch.blob, RAW_CODEC)
-        await insert_batch(collection, docs, metrics, policy)
+        await insert_batch(collection, docs, metrics, policy, limiter)
 
     await save()  # before the first insert: a run killed at once can still be resumed
     label = f"generate {target}"

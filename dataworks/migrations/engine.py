@@ -32,9 +32,17 @@ from dataworks.checkpoints.store import (
     parse_store_spec,
 )
 from dataworks.config.settings import mask_uri
-from dataworks.core.clients import Endpoint, ReadOnlyCollection, connect, fast_count
+from dataworks.core.clients import (
+    Endpoint,
+    ReadOnlyCollection,
+    check_reachable,
+    connect,
+    fast_count,
+)
 from dataworks.core.dead_letter import DeadLetterFile
+from dataworks.core.errors import classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
+from dataworks.core.throttle import AdaptiveLimiter
 from dataworks.errors import CheckpointError, DataWorksError, Interrupted, RunFailed, UserError
 from dataworks.migrations.batches import Batch
 from dataworks.migrations.finishing import FinishingOptions, after_load, before_load
@@ -70,6 +78,7 @@ class MigrationOptions:
     drop_target: bool = False
     unacknowledged: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    throttle_recovery_s: float = 5.0
     run_dir: Path = Path(".dataworks/runs")
     handle_signals: bool = True
     finishing: FinishingOptions = field(default_factory=FinishingOptions)
@@ -108,9 +117,10 @@ class MigrationEngine:
         opts = self.options
         source = ReadOnlyCollection(source_client[opts.source.db][opts.source.collection])
         target = target_client[opts.target.db][opts.target.collection]
-        await with_retries(
-            lambda: source_client.admin.command("ping"), opts.retry, what="connecting to source"
-        )
+        await check_reachable(source_client, opts.source, side="source",
+                              setting="MIG_SOURCE_DB_CONNECTION_STRING (or --source-uri)")
+        await check_reachable(target_client, opts.target, side="target",
+                              setting="MIG_TARGET_DB_CONNECTION_STRING (or --target-uri)")
         if not await source.exists():
             raise UserError(
                 f"source collection {opts.source.namespace} does not exist",
@@ -223,7 +233,8 @@ class MigrationEngine:
                 f"({store.description})",
                 hint="run the same command again to resume",
             )
-        report.target_count = await fast_count(target)
+        report.target_count = await with_retries(lambda: fast_count(target), opts.retry,
+                                                 what="counting the target")
         await after_load(
             source, target, store, self._finishing(), report, strategy,
             [s.partition for s in watermarks.states.values()
@@ -257,8 +268,10 @@ class MigrationEngine:
                         base_state: dict[str, Any]) -> None:
         opts = self.options
         queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2 * opts.workers)
+        limiter = AdaptiveLimiter(opts.workers, recovery_s=opts.throttle_recovery_s,
+                                  metrics=self.metrics)
         writer = BatchWriter(target, policy=opts.retry, metrics=self.metrics,
-                             dead_letter=dead_letter)
+                             dead_letter=dead_letter, limiter=limiter)
         transform = strategy.transform if strategy.transforms() else None
         reader = PartitionReader(
             source, base_query=query, projection=projection, batch_size=opts.batch_size,
@@ -346,9 +359,10 @@ class MigrationEngine:
             "finished": finished,
             "updated_at": time.time(),
         }
-        try:
-            await store.save(run_id, state)
-        except (PyMongoError, OSError) as exc:
+        try:  # a dropped connection must not end an hours-long run at a checkpoint
+            await with_retries(lambda: store.save(run_id, state), self.options.retry,
+                               what="saving the checkpoint")
+        except (DataWorksError, PyMongoError, OSError) as exc:
             if not final:
                 raise
             # The last saved checkpoint is still valid (marks only move forward).
@@ -438,5 +452,6 @@ def _unwrap(exc: BaseException) -> BaseException:
                 return found
         return _unwrap(exc.exceptions[0])
     if isinstance(exc, PyMongoError):
-        return RunFailed(f"database error: {exc}")
+        return fatal_error(classify(exc), side="database",
+                           setting="the MIG_SOURCE_/MIG_TARGET_ connection strings")
     return exc

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import bson
+from pymongo.errors import PyMongoError
 
 from dataworks.core.clients import RAW_CODEC, ReadOnlyCollection
+from dataworks.core.errors import classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
+from dataworks.errors import DataWorksError, PluginError
 from dataworks.migrations.batches import Batch
 from dataworks.migrations.watermarks import PartitionState
 from dataworks.monitoring.metrics import RunMetrics
@@ -29,9 +34,14 @@ async def apply_transform(transform: Transform, docs: list[dict[str, Any]],
     """Run a strategy's transform over decoded documents: None drops, a list splits."""
     out: list[Any] = []
     for doc in docs:
-        result = transform(doc)
-        if inspect.isawaitable(result):
-            result = await result
+        try:
+            result = transform(doc)
+            if inspect.isawaitable(result):
+                result = await result
+        except (DataWorksError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            raise _transform_failed(exc, doc) from exc
         if result is None:
             metrics.dropped += 1
         elif isinstance(result, list | tuple):
@@ -41,6 +51,27 @@ async def apply_transform(transform: Transform, docs: list[dict[str, Any]],
             out.append(result)
             metrics.transformed += 1
     return out
+
+
+def _transform_failed(exc: Exception, doc: Any) -> PluginError:
+    """`file:line: ...` of the first frame outside DataWorks: the line of `transform` that
+    raised (or called what raised)."""
+    package = str(Path(__file__).resolve().parents[1])
+    where = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if not str(Path(frame.filename).resolve()).startswith(package):
+            where = f"{Path(frame.filename).name}:{frame.lineno}: "
+            break
+    try:
+        doc_id = repr(doc["_id"])
+    except (KeyError, TypeError):
+        doc_id = "?"
+    return PluginError(
+        f"{where}the strategy's transform raised {type(exc).__name__}: {exc} "
+        f"(source document _id {doc_id})",
+        hint="fix the strategy (--debug shows the traceback); checkpoints were saved, so run "
+        "the same command again to resume",
+    )
 
 
 class PartitionReader:
@@ -77,10 +108,15 @@ class PartitionReader:
         def count_retry(*_: Any) -> None:
             self.metrics.retries += 1
 
-        await with_retries(
-            read_from_position, self.policy, what=f"reading partition {state.partition.index}",
-            on_retry=count_retry,
-        )
+        try:
+            await with_retries(
+                read_from_position, self.policy,
+                what=f"reading partition {state.partition.index}",
+                on_retry=count_retry, progress=lambda: position["seq"],
+            )
+        except PyMongoError as exc:
+            raise fatal_error(classify(exc), side="source",
+                              setting="MIG_SOURCE_DB_CONNECTION_STRING (or --source-uri)") from exc
         if not self.stop.is_set():
             state.reading_finished(position["seq"])
 

@@ -3,22 +3,25 @@
 `insert_many(ordered=False)`; on a `BulkWriteError` only the documents the server reports as
 failed with a retryable error are re-sent (Cosmos DB may apply part of a throttled batch);
 duplicate keys count as already present; rejected documents go to the dead-letter file.
+Each `insert_many` holds a permit of the adaptive limiter (not the backoff sleep), and tells
+it when the server throttled, so concurrency follows what the account can take.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo.errors import BulkWriteError
 
 from dataworks.core.dead_letter import DeadLetterFile
-from dataworks.core.errors import AUTHENTICATION_FAILED, UNAUTHORIZED, classify, split_bulk_error
+from dataworks.core.errors import Classified, ErrorKind, classify, fatal_error, split_bulk_error
 from dataworks.core.retry import RetryPolicy
-from dataworks.errors import RunFailed, SettingsError
+from dataworks.core.throttle import AdaptiveLimiter, Unlimited
 from dataworks.monitoring.metrics import RunMetrics
+
+TARGET_SETTING = "MIG_TARGET_DB_CONNECTION_STRING (or --target-uri)"
 
 
 @dataclass
@@ -36,63 +39,63 @@ class BatchWriter:
         policy: RetryPolicy,
         metrics: RunMetrics,
         dead_letter: DeadLetterFile,
+        limiter: AdaptiveLimiter | Unlimited | None = None,
     ) -> None:
         self.target = target
         self.policy = policy
         self.metrics = metrics
         self.dead_letter = dead_letter
+        self.limiter = limiter or Unlimited()
 
     async def write(self, documents: list[Any]) -> WriteOutcome:
         outcome = WriteOutcome()
         pending = documents
-        attempt = 0
-        started = time.monotonic()
+        budget = self.policy.budget(f"insert into {getattr(self.target, 'full_name', 'target')}")
         while pending:
-            attempt += 1
-            try:
-                await self.target.insert_many(pending, ordered=False)
-                outcome.written += len(pending)
-                return outcome
-            except BulkWriteError as exc:
-                split = split_bulk_error(exc, len(pending))
-                outcome.written += split.written
-                outcome.already_present += len(split.duplicates)
-                for index, verdict in split.rejected:
-                    self.dead_letter.add(pending[index], verdict.code, verdict.message)
-                    outcome.rejected += 1
-                if split.fatal is not None:
-                    raise _fatal(split.fatal.code, split.fatal.message) from exc
-                if split.throttled:
+            async with self.limiter.permit() as permit:
+                try:
+                    await self.target.insert_many(pending, ordered=False)
+                except BulkWriteError as exc:
+                    split = split_bulk_error(exc, len(pending))
+                    error = None
+                except Exception as exc:  # noqa: BLE001 - classified below
+                    split, error = None, exc
+                else:
+                    outcome.written += len(pending)
+                    self.limiter.succeeded()
+                    return outcome
+                verdict = self._verdict(split, error, pending, outcome)
+                if verdict.kind is ErrorKind.THROTTLED:
                     self.metrics.throttled += 1
+                    self.limiter.throttled(permit)
+            if split is not None:
+                if split.written or split.duplicates or split.rejected:
+                    budget.progressed()
                 pending = [pending[i] for i in split.retry]
-                delay = split.retry_after_s
-            except Exception as exc:  # noqa: BLE001 - classified
-                verdict = classify(exc)
-                if not verdict.retryable:
-                    raise _fatal(verdict.code, verdict.message) from exc
-                if verdict.kind.value == "throttled":
-                    self.metrics.throttled += 1
-                delay = verdict.retry_after_s
             if pending:
-                self._give_up_if_exhausted(attempt, started)
+                delay = budget.next_delay(verdict)
                 self.metrics.retries += 1
-                await asyncio.sleep(self.policy.delay(attempt, delay))
+                await asyncio.sleep(delay)
         return outcome
 
-    def _give_up_if_exhausted(self, attempt: int, started: float) -> None:
-        elapsed = time.monotonic() - started
-        if attempt >= self.policy.max_attempts or elapsed >= self.policy.max_seconds:
-            raise RunFailed(
-                f"insert still failing after {attempt} attempts in {elapsed:.0f}s",
-                hint="the target may be down or throttling hard; run the same command again "
-                "to resume",
-            )
-
-
-def _fatal(code: int | None, message: str) -> Exception:
-    if code in (UNAUTHORIZED, AUTHENTICATION_FAILED):
-        return SettingsError(
-            f"the target refused the write: {message}",
-            hint="check the user and password in MIG_TARGET_DB_CONNECTION_STRING and its roles",
-        )
-    return RunFailed(f"the target refused the write (code {code}): {message}")
+    def _verdict(self, split: Any, error: BaseException | None, pending: list[Any],
+                 outcome: WriteOutcome) -> Classified:
+        """Book what a failed attempt did; raise if it cannot be retried."""
+        if split is None:
+            assert error is not None
+            verdict = classify(error)
+            if not verdict.retryable:
+                self.metrics.errors += 1
+                raise fatal_error(verdict, side="target", setting=TARGET_SETTING) from error
+            return verdict
+        outcome.written += split.written
+        outcome.already_present += len(split.duplicates)
+        for index, rejected in split.rejected:
+            self.dead_letter.add(pending[index], rejected.code, rejected.message)
+            outcome.rejected += 1
+        if split.fatal is not None:
+            self.metrics.errors += 1
+            raise fatal_error(split.fatal, side="target", setting=TARGET_SETTING)
+        kind = ErrorKind.THROTTLED if split.throttled else ErrorKind.TRANSIENT
+        return Classified(kind, None, "some documents of the batch were not written",
+                          split.retry_after_s)

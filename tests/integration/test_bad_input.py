@@ -1,0 +1,196 @@
+"""Catalogue of wrong inputs through the real CLI (`python -m dataworks ...`).
+
+Each must end with a non-zero exit code and exactly one `error:` line on stderr that says what
+is wrong and what to do, with no traceback (no --debug), and, where the input is refused
+before the run starts, nothing written to the target (no database, no checkpoint).
+The cases run in parallel subprocesses once per module; each test checks one case.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+
+from dataworks.testing.ferretdb import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = str(ROOT / "user_defined/templates/service_order_template.json")
+SRC_DB = "dw_bad_input_src"
+LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING) ")
+
+
+@dataclass
+class Case:
+    name: str
+    args: list[str]
+    expect: str  # regex the error line must match (what is wrong ... what to do)
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    refused_before_run: bool = True
+    exit_code: int | None = None
+
+
+def cases(source_uri: str, target_uri: str) -> list[Case]:
+    dead = f"mongodb://127.0.0.1:{free_port()}/"
+
+    def mig(name: str, *extra: str, src_coll: str = "orders", target: str | None = None,
+            source: str | None = None) -> list[str]:
+        return ["migrate", "--source-uri", source or source_uri, "--source-db", SRC_DB,
+                "--source-collection", src_coll, "--target-uri", target or target_uri,
+                "--target-db", f"dw_bad_{name}", "--target-collection", "orders", *extra]
+
+    def gen(name: str, *extra: str, uri: str | None = None) -> list[str]:
+        return ["generate", "--uri", uri or target_uri, "--db", f"dw_bad_{name}",
+                "--collection", "gen", *extra]
+
+    fast = {"FRAMEWORK_SERVER_SELECTION_TIMEOUT_MS": "1500"}
+    creds = target_uri.replace("mongodb://", "mongodb://dwuser:wrongpw@")
+    strategy_raises = (
+        "from dataworks import BaseMigrationStrategy\n"
+        "class Bad(BaseMigrationStrategy):\n"
+        "    def transform(self, doc):\n"
+        "        return {'_id': doc['_id'], 'x': 1 / 0}\n"
+    )
+    return [
+        Case("bad_uri_scheme", mig("bad_uri_scheme", source="http://127.0.0.1:1/"),
+             r"not a MongoDB connection string.*mongodb://"),
+        Case("uri_without_host", mig("uri_without_host", target="mongodb://"),
+             r"MIG_TARGET_DB_CONNECTION_STRING.*not a MongoDB connection string"),
+        Case("unreachable_target", mig("unreachable_target", target=dead),
+             r"cannot reach the target at 127\.0\.0\.1:\d+ .*check the host", env=fast),
+        Case("unreachable_source", mig("unreachable_source", source=dead),
+             r"cannot reach the source at 127\.0\.0\.1:\d+ .*check the host", env=fast),
+        Case("unreachable_generate", gen("unreachable_generate", "--source", TEMPLATE,
+                                         "--total", "10", uri=dead),
+             r"cannot reach the target .*GEN_DB_CONNECTION_STRING", env=fast),
+        Case("bad_credentials", mig("bad_credentials", target=creds),
+             r"target rejected the credentials.*check the user, password"),
+        Case("missing_source_collection", mig("missing_source_collection", src_coll="nope"),
+             r"source collection dw_bad_input_src\.nope does not exist.*check"),
+        Case("same_namespace", ["migrate", "--source-uri", source_uri, "--source-db", SRC_DB,
+                                "--source-collection", "orders", "--target-uri", source_uri,
+                                "--target-db", SRC_DB, "--target-collection", "orders"],
+             r"source and target are the same collection.*--target-db"),
+        Case("strategy_missing", mig("strategy_missing", "--strategy", "nope.py"),
+             r"nope\.py: strategy file does not exist.*check the path"),
+        Case("strategy_syntax_error", mig("strategy_syntax_error", "--strategy", "syntax.py"),
+             r"syntax\.py:1: syntax error", files={"syntax.py": "def broken(:\n"}),
+        Case("strategy_without_class", mig("strategy_without_class", "--strategy", "empty.py"),
+             r"empty\.py.*no subclass of dataworks\.BaseMigrationStrategy",
+             files={"empty.py": "x = 1\n"}),
+        Case("strategy_unknown_class",
+             mig("strategy_unknown_class", "--strategy", "one.py:Nope"), r"one\.py.*Nope",
+             files={"one.py": "from dataworks import BaseMigrationStrategy\n"
+                              "class One(BaseMigrationStrategy):\n    pass\n"}),
+        Case("strategy_raises_in_transform",
+             mig("strategy_raises_in_transform", "--strategy", "raises.py"),
+             r"raises\.py:4: the strategy's transform raised ZeroDivisionError.*_id.*resume",
+             files={"raises.py": strategy_raises}, refused_before_run=False),
+        Case("template_not_json", gen("template_not_json", "--source", "bad.json"),
+             r"bad\.json", files={"bad.json": "{ not json"}),
+        Case("template_unknown_placeholder", gen("template_unknown_placeholder",
+                                                 "--source", "ph.json"),
+             r"unknown placeholder 'nosuch'", files={"ph.json": '{"a": "{{ nosuch }}"}'}),
+        Case("generator_file_missing", gen("generator_file_missing", "--source", "nope.py"),
+             r"nope\.py.*does not exist"),
+        Case("migrate_batch_size_zero", mig("migrate_batch_size_zero", "--batch-size", "0"),
+             r"MIG_BATCH_SIZE.*greater than 0"),
+        Case("migrate_batch_size_negative",
+             mig("migrate_batch_size_negative", "--batch-size", "-5"),
+             r"MIG_BATCH_SIZE.*greater than 0"),
+        Case("generate_batch_size_zero", gen("generate_batch_size_zero", "--source", TEMPLATE,
+                                             "--batch-size", "0"),
+             r"--batch-size.*greater than or equal to 1.*--help"),
+        Case("generate_total_negative", gen("generate_total_negative", "--source", TEMPLATE,
+                                            "--total", "-5"), r"--total"),
+        Case("unknown_profile", mig("unknown_profile", "--profile", "prod"),
+             r"unknown profile 'prod'.*use one of"),
+        Case("corrupt_checkpoint_file",
+             mig("corrupt_checkpoint_file", "--checkpoint-store", "file:cp.json"),
+             r"checkpoint file cp\.json is corrupt.*--force-from-start",
+             files={"cp.json": '{"format": 1, "partitions": [tru'}),
+        Case("unknown_checkpoint_store",
+             mig("unknown_checkpoint_store", "--checkpoint-store", "s3://bucket/x"),
+             r"unknown checkpoint store 's3://bucket/x'.*file:PATH"),
+        Case("unknown_option", mig("unknown_option", "--bogus"),
+             r"No such option: --bogus.*dataworks migrate --help"),
+        Case("workers_not_a_number", mig("workers_not_a_number", "--workers", "many"),
+             r"--workers.*integer"),
+        Case("env_file_missing", mig("env_file_missing", "--env-file", "missing.env"),
+             r"env file missing\.env does not exist"),
+        Case("bad_env_value", mig("bad_env_value"), r"FRAMEWORK_MAX_INSERT_WORKERS.*integer",
+             env={"FRAMEWORK_MAX_INSERT_WORKERS": "lots"}),
+        Case("no_migration_target", ["migrate", "--source-uri", source_uri,
+                                     "--source-db", SRC_DB, "--source-collection", "orders"],
+             r"no migration target is set.*MIG_TARGET_DB_CONNECTION_STRING"),
+        Case("resume_without_run", gen("resume_without_run", "--source", TEMPLATE, "--resume"),
+             r"no earlier generation run to resume.*without --resume"),
+        Case("dry_run_with_resume", gen("dry_run_with_resume", "--source", TEMPLATE,
+                                        "--dry-run", "--resume"), r"--dry-run.*--resume"),
+        Case("generate_without_source", gen("generate_without_source"),
+             r"Missing option '--source'"),
+        Case("verify_missing_source", ["verify", "--source-uri", source_uri,
+                                       "--source-db", SRC_DB, "--source-collection", "nope",
+                                       "--target-uri", target_uri,
+                                       "--target-db", "dw_bad_verify_missing_source"],
+             r"source collection dw_bad_input_src\.nope does not exist"),
+    ]
+
+
+def run_case(case: Case, workdir: Path) -> subprocess.CompletedProcess[str]:
+    cwd = workdir / case.name
+    cwd.mkdir()
+    for name, text in case.files.items():
+        (cwd / name).write_text(text)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MIG_", "GEN_", "FRAMEWORK_"))}
+    env.update({"COLUMNS": "200", **case.env})
+    return subprocess.run([sys.executable, "-m", "dataworks", *case.args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def outcomes(source_uri, target_uri, tmp_path_factory):
+    with MongoClient(source_uri) as client:
+        client[SRC_DB]["orders"].drop()
+        client[SRC_DB]["orders"].insert_many([{"_id": i, "v": i} for i in range(50)])
+    workdir = tmp_path_factory.mktemp("bad_input")
+    catalogue = cases(source_uri, target_uri)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda c: run_case(c, workdir), catalogue))
+    return {case.name: (case, result) for case, result in zip(catalogue, results, strict=True)}
+
+
+CASE_NAMES = [c.name for c in cases("mongodb://127.0.0.1:1/", "mongodb://127.0.0.1:2/")]
+
+
+def test_catalogue_has_at_least_20_cases():
+    assert len(CASE_NAMES) >= 20
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_wrong_input_gets_one_clear_line(name, outcomes, target_uri):
+    case, result = outcomes[name]
+    stderr = result.stderr
+    assert result.returncode != 0, f"exit 0; stderr: {stderr}"
+    assert result.returncode == (case.exit_code or result.returncode)
+    assert "Traceback" not in stderr and "Traceback" not in result.stdout
+    lines = [line for line in stderr.splitlines() if line.strip() and not LOG_LINE.match(line)]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    assert lines[0].startswith("error: "), lines[0]
+    assert re.search(case.expect, lines[0]), f"{case.expect!r} not in {lines[0]!r}"
+    if case.refused_before_run:
+        db = f"dw_bad_{name}"
+        with MongoClient(target_uri) as client:
+            assert db not in client.list_database_names()
+            checkpoints = client["dataworks_meta"]["checkpoints"]
+            assert checkpoints.count_documents({"_id": {"$regex": db}}) == 0
+
