@@ -27,6 +27,7 @@ from dataworks.checkpoints.store import (
 )
 from dataworks.config.settings import Settings
 from dataworks.core.clients import RAW_CODEC, Endpoint, check_reachable, connect
+from dataworks.core.endpoints import generation_endpoint
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.core.throttle import AdaptiveLimiter
 from dataworks.errors import CheckpointError, Interrupted, RunFailed, UserError
@@ -92,18 +93,6 @@ def run_id_for(endpoint: Endpoint) -> str:
     return f"generate:{endpoint.host_key()}/{endpoint.namespace}"
 
 
-def endpoint_from(settings: Settings) -> Endpoint:
-    return Endpoint(
-        uri=settings.gen_db_connection_string,
-        db=settings.gen_db_name,
-        collection=settings.gen_db_collection,
-        max_pool_size=settings.gen_db_max_pool_size,
-        min_pool_size=settings.gen_db_min_pool_size,
-        max_idle_time_ms=settings.gen_db_max_idle_time_ms,
-        server_selection_timeout_ms=settings.server_selection_timeout_ms,
-    )
-
-
 def preview(source: str | GeneratorSource, count: int, seed: int | None = None) -> list[str]:
     """The first `count` documents of a run with `seed`, as relaxed extended JSON lines."""
     src = source if isinstance(source, GeneratorSource) else resolve_source(source)
@@ -149,7 +138,7 @@ async def generate(
         write_workers=write_workers or settings.write_workers,
         checkpoint_every=settings.checkpoint_interval,
     )
-    endpoint = endpoint_from(settings)
+    endpoint = generation_endpoint(settings)
     if dry_run:
         seed = _new_seed() if seed is None else seed
         plan = BatchPlan(src, seed, _total(total, settings),
