@@ -14,50 +14,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-import bson
 import psutil
 
+if __package__ in (None, ""):  # run as a script: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import (
+    TEMPLATE,
+    VOLVO,
+    PeakMemory,
+    encoded_batches,
+    insert_raw,
+    raw_documents,
+)
 from dataworks.config.settings import load_settings
-from dataworks.core.clients import RAW_CODEC
 from dataworks.generators.run import generate
-from dataworks.generators.source import resolve_source
-from dataworks.generators.worker import BatchMaker, BatchPlan
-
-ROOT = Path(__file__).resolve().parents[1]
-VOLVO = str(ROOT / "user_defined/generators/volvo_generator.py")
-TEMPLATE = str(ROOT / "user_defined/templates/service_order_template.json")
-
-
-class PeakMemory:
-    """Samples RSS of this process and its worker processes (not the server) every 50 ms."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.wait(0.05):
-            try:
-                workers = [c for c in me.children(True) if "ferretdb" not in c.name()]
-                rss = me.memory_info().rss + sum(c.memory_info().rss for c in workers)
-            except psutil.Error:
-                continue
-            self.peak = max(self.peak, rss)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def settings_for(uri: str, collection: str, batch_size: int):  # type: ignore[no-untyped-def]
@@ -68,29 +43,9 @@ def settings_for(uri: str, collection: str, batch_size: int):  # type: ignore[no
 
 async def ceiling(uri: str, total: int, batch_size: int, write_workers: int) -> float:
     """Insert pre-built RawBSONDocument batches only: the server's (and driver's) ceiling."""
-    from pymongo import AsyncMongoClient
-
-    plan = BatchPlan(resolve_source(VOLVO), seed=123, total=total, batch_size=batch_size)
-    maker = BatchMaker(plan)
-    batches = [bson.decode_all(maker.make(i).blob, RAW_CODEC)
-               for i in range(-(-total // batch_size))]
-    client: AsyncMongoClient = AsyncMongoClient(uri, maxPoolSize=50)
-    coll = client["bench"]["ceiling"]
-    await coll.drop()
-    queue: asyncio.Queue = asyncio.Queue()
-    for batch in batches:
-        queue.put_nowait(batch)
-
-    async def writer() -> None:
-        while not queue.empty():
-            await coll.insert_many(queue.get_nowait(), ordered=False)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(writer() for _ in range(write_workers)))
-    seconds = time.perf_counter() - started
-    assert await coll.count_documents({}) == total
-    await coll.drop()
-    await client.close()
+    blobs = encoded_batches(VOLVO, seed=123, total=total, batch_size=batch_size)
+    batches = [raw_documents(blob) for blob in blobs]
+    seconds = await insert_raw(uri, "bench", "ceiling", batches, write_workers)
     return total / seconds
 
 
