@@ -184,13 +184,16 @@ def render_report(report: MigrationReport) -> None:
 
 
 def _verification_line(result: dict[str, object]) -> str:
+    def number(key: str) -> str:
+        value = result.get(key)
+        return f"{value:,}" if isinstance(value, int) else "?"
+
     verdict = "[green]EQUAL[/]" if result["equal"] else "[bold red]DIFFERENT[/]"
-    line = f"{result['mode']}: {verdict} (source {result['source_count']:,}, " \
-           f"target {result['target_count']:,})"
-    if result["mode"] != "count":
-        line += (f"; missing {result['missing_count']:,}, extra {result['extra_count']:,}, "
-                 f"changed {result['changed_count']:,}")
-    return line
+    if result["mode"] == "count":
+        return f"count: {verdict} (source {number('source_count')}, target {number('target_count')})"
+    return (f"{result['mode']}: {verdict} ({number('compared')} compared; missing "
+            f"{number('missing_count')}, extra {number('extra_count')}, "
+            f"changed {number('changed_count')})")
 
 
 def register(app: typer.Typer) -> None:
