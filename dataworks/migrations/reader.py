@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import bson
+import bson.errors
+from bson import ObjectId
+from bson.raw_bson import RawBSONDocument
 from pymongo.errors import PyMongoError
 
 from dataworks.core.clients import RAW_CODEC, ReadOnlyCollection
@@ -50,6 +53,34 @@ async def apply_transform(transform: Transform, docs: list[dict[str, Any]],
         else:
             out.append(result)
             metrics.transformed += 1
+    return out
+
+
+def encode_transformed(docs: list[Any]) -> list[Any]:
+    """Queue transformed documents as BSON, not dicts.
+
+    A decoded ~1.7 KB document holds several times its size in Python objects, and the
+    queue holds up to 2 x workers batches: with dicts, peak memory of the volvo strategy
+    was 347 MB at 100,000 documents (bench/, 1,000-document batches, 8 workers).
+    `insert_many` would encode them anyway and sends `RawBSONDocument`s as they are, so
+    this moves the encoding, it does not add any. As `insert_many` does, a document without
+    `_id` gets a new ObjectId here, on the client.
+    """
+    out: list[Any] = []
+    for doc in docs:
+        if isinstance(doc, RawBSONDocument):
+            out.append(doc)
+            continue
+        try:
+            if "_id" not in doc:
+                doc["_id"] = ObjectId()
+            out.append(RawBSONDocument(bson.encode(doc)))
+        except (TypeError, ValueError, bson.errors.InvalidDocument) as exc:
+            raise PluginError(
+                f"the strategy's transform returned a document that cannot be stored: "
+                f"{type(exc).__name__}: {exc}",
+                hint="return a dict (or a list of dicts, or None) with BSON-encodable values",
+            ) from exc
     return out
 
 
@@ -134,9 +165,9 @@ class PartitionReader:
                 self.metrics.read += len(docs)
                 payload: list[Any] = docs
                 if self.transform is not None:
-                    payload = await apply_transform(
+                    payload = encode_transformed(await apply_transform(
                         self.transform, bson.decode_all(data), self.metrics
-                    )
+                    ))
                 batch = Batch(
                     partition=state.partition.index,
                     seq=position["seq"],
