@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from pymongo import MongoClient
 
 from dataworks import commands
@@ -20,19 +18,6 @@ from dataworks.config import load_settings
 from dataworks.monitoring.metrics import RunMetrics
 from dataworks.monitoring.session import monitor_run
 from tests.migration_helpers import load, mixed_documents
-
-@pytest.fixture
-def dw_caplog(caplog):
-    """caplog that also sees `dataworks` records (configure_logging stops their propagation)."""
-    logger = logging.getLogger("dataworks")
-    attach = not logger.propagate  # else the root handler sees them already
-    if attach:
-        logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="dataworks")
-    yield caplog
-    if attach:
-        logger.removeHandler(caplog.handler)
-
 
 ROOT = Path(__file__).resolve().parents[2]
 VOLVO = str(ROOT / "user_defined/generators/volvo_generator.py")

@@ -17,19 +17,6 @@ from dataworks.monitoring.logs import JsonFormatter, configure_logging, event
 from dataworks.monitoring.metrics import RunMetrics
 
 
-@pytest.fixture
-def dw_caplog(caplog):
-    """caplog that also sees `dataworks` records (configure_logging stops their propagation)."""
-    logger = logging.getLogger("dataworks")
-    attach = not logger.propagate  # else the root handler sees them already
-    if attach:
-        logger.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO, logger="dataworks")
-    yield caplog
-    if attach:
-        logger.removeHandler(caplog.handler)
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
