@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from dataworks.cli.common import CommonOptions, command_options
+from dataworks.cli.common import CommonOptions, command_options, output_console
 from dataworks.config.settings import describe_settings
 
 config_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
@@ -33,7 +32,7 @@ def show(
     table.add_column("source")
     for row in rows:
         table.add_row(row.name, "" if row.value is None else str(row.value), row.origin)
-    Console(soft_wrap=True).print(table)
+    output_console().print(table)
 
 
 def register(app: typer.Typer) -> None:
