@@ -163,7 +163,3 @@ def output_console() -> Console:
     if sys.stdout.isatty():
         return Console(soft_wrap=True)
     return Console(soft_wrap=True, width=160)
-
-
-def is_terminal() -> bool:
-    return sys.stdout.isatty()
