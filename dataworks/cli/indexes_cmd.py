@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dataworks.cli.common import CommonOptions, command_options
+from dataworks.cli.common import CommonOptions, command_options, output_console
 from dataworks.cli.endpoint_options import endpoint_options
 from dataworks.cli.verify_cmd import open_sides, run_async
 from dataworks.indexes import (
@@ -89,7 +89,7 @@ def compare_command(
     if as_json:
         typer.echo(json.dumps(comparison.to_dict(), indent=2, default=str))
     else:
-        print_comparison(comparison, Console(soft_wrap=True))
+        print_comparison(comparison, output_console())
     if not comparison.equal:
         raise typer.Exit(1)
 
@@ -115,7 +115,7 @@ def copy_command(
         payload = {"copy": report.to_dict(), "compare": comparison.to_dict()}
         typer.echo(json.dumps(payload, indent=2, default=str))
     else:
-        console = Console(soft_wrap=True)
+        console = output_console()
         print_copy(report, console)
         print_comparison(comparison, console)
     if not report.ok:

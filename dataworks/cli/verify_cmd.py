@@ -18,7 +18,7 @@ from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.table import Table
 
-from dataworks.cli.common import CommonOptions, command_options, mask_secrets
+from dataworks.cli.common import CommonOptions, command_options, mask_secrets, output_console
 from dataworks.cli.endpoint_options import endpoint_options
 from dataworks.core.clients import ReadOnlyCollection, connect
 from dataworks.core.endpoints import source_endpoint, target_endpoint
@@ -159,7 +159,7 @@ def verify_command(
     if report_path is not None:
         report.write_json(report_path)
     if not common.quiet or not report.equal:
-        print_report(report, Console(soft_wrap=True))
+        print_report(report, output_console())
     if not report.equal:
         raise typer.Exit(1)
 
