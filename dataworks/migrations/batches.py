@@ -9,8 +9,10 @@ from typing import Any
 @dataclass(slots=True)
 class Batch:
     partition: int  # Partition.index
-    seq: int  # 0-based position of this batch within its partition, in _id order
-    last_id: Any  # _id of the last *source* document of the batch
+    seq: int  # 0-based position of this batch within its partition, in reading order
+    # Where a resumed run starts once this batch is acknowledged: the `_id` of its last
+    # source document, or the natural-order position after it (natural.py).
+    mark: Any
     source_count: int  # source documents read (before transform)
     documents: list[Any]  # RawBSONDocument (pass-through) or dicts (transformed)
     nbytes: int  # source BSON bytes, for MB/s

@@ -48,7 +48,7 @@ from dataworks.migrations.batches import Batch
 from dataworks.migrations.finishing import FinishingOptions, after_load, before_load
 from dataworks.migrations.identity import config_hash, run_id_for
 from dataworks.migrations.legacy import LegacyReader
-from dataworks.migrations.partitioning import Partition, PartitionPlanner
+from dataworks.migrations.partitioning import ALL, NATURAL, Partition, PartitionPlanner
 from dataworks.migrations.reader import PartitionReader
 from dataworks.migrations.report import MigrationReport
 from dataworks.migrations.strategy import BaseMigrationStrategy, StrategyContext
@@ -255,6 +255,9 @@ class MigrationEngine:
         if partitions is None:
             partitions = await planner.plan(self.options.parallel_cursors)
         start = await strategy.get_resume_point()
+        if start is not None:  # an `_id` to start after needs cursors sorted by `_id`
+            partitions = [Partition(p.index, ALL) if p.group == NATURAL else p
+                          for p in partitions]
         states = [PartitionState(p) for p in partitions]
         if start is not None:  # legacy resume point: skip what the strategy says is done
             for s in states:
@@ -291,7 +294,7 @@ class MigrationEngine:
                 self.metrics.rejected += outcome.rejected
                 self.metrics.bytes_written += batch.nbytes
                 self.metrics.batches += 1
-                watermarks[batch.partition].acknowledge(batch.seq, batch.last_id,
+                watermarks[batch.partition].acknowledge(batch.seq, batch.mark,
                                                         batch.source_count)
 
         async def save_loop() -> None:

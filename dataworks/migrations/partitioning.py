@@ -28,7 +28,10 @@ OTHER = "other"
 # Groups whose server-side order is awkward to reproduce in Python (embedded documents,
 # binary: length, then subtype, then bytes) are read as one range: always correct.
 SINGLE_RANGE_GROUPS = frozenset({"object", "binData"})
-ALL = "all"  # every _id, one cursor: for servers that cannot seek by _id range
+ALL = "all"  # every _id, one cursor sorted by _id (checkpoints of earlier versions, legacy
+# resume points)
+NATURAL = "natural"  # every document, one unsorted cursor: for servers that cannot seek by
+# _id range (resumed by position, see natural.py)
 # BSON comparison order of types (MongoDB "Comparison/Sort Order"), as `$type` aliases.
 # MinKey/MaxKey and the deprecated symbol type are left out: FerretDB rejects their aliases
 # and no real collection uses them as `_id`.
@@ -63,7 +66,9 @@ class Partition:
         return condition
 
     def query(self, base: dict[str, Any] | None = None, after: Any = None) -> dict[str, Any]:
-        if self.group == ALL:
+        if self.group == NATURAL:
+            own = {}  # resumed by position, not by `_id`
+        elif self.group == ALL:
             own = after_in_bson_order(after) if after is not None else {}
         elif self.group == OTHER and after is not None:
             own = {"$and": [{"_id": self.id_filter()}, after_in_bson_order(after)]}
@@ -94,9 +99,10 @@ class PartitionPlanner:
         """About `count` partitions, spread over the type groups by their share of `_id`s."""
         if count > 1 and not await self._ranges_use_index():
             # Every range query would scan the whole collection: one cursor reads it once
-            # instead of `count` times.
-            log.info("the source cannot seek by _id range: reading it with one cursor")
-            return [Partition(0, ALL)]
+            # instead of `count` times, unsorted so that the first batch comes at once.
+            log.info("the source cannot seek by _id range: reading it with one cursor "
+                     "in natural order")
+            return [Partition(0, NATURAL)]
         return await self.plan_ranges(count)
 
     async def plan_ranges(self, count: int) -> list[Partition]:

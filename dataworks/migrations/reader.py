@@ -1,9 +1,10 @@
-"""Read one partition in `_id` order as raw BSON batches and queue them.
+"""Read one partition as raw BSON batches and queue them: in `_id` order, or in natural order
+where the server cannot seek (see `natural.py`).
 
 Pass-through strategies get `RawBSONDocument`s cut from the server's reply bytes (never
 decoded into dicts). Transforming strategies get dicts, and their output is queued instead.
 A cursor that dies (network, Cosmos DB cursor timeout) is reopened after the last `_id`
-already queued, so nothing is read twice or skipped.
+(or natural-order position) already queued, so nothing is read twice or skipped.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from dataworks.core.errors import classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.errors import DataWorksError, PluginError
 from dataworks.migrations.batches import Batch
+from dataworks.migrations.natural import IdSequence, check_same_prefix
+from dataworks.migrations.partitioning import NATURAL
 from dataworks.migrations.watermarks import PartitionState
 from dataworks.monitoring.metrics import RunMetrics
 
@@ -131,10 +134,15 @@ class PartitionReader:
 
     async def read(self, state: PartitionState) -> None:
         """Queue every batch of the partition after its high-water mark."""
+        natural = state.partition.group == NATURAL
+        # What is queued so far: a reopened cursor (and a resumed run) starts after it.
         position = {"after": state.high_water, "seq": 0}
 
         async def read_from_position() -> None:
-            await self._read_until_done(state, position)
+            if natural:
+                await self._read_natural(state, position)
+            else:
+                await self._read_until_done(state, position)
 
         def count_retry(*_: Any) -> None:
             self.metrics.retries += 1
@@ -162,24 +170,60 @@ class PartitionReader:
                 if not docs:
                     continue
                 last_id = docs[-1]["_id"]
-                self.metrics.read += len(docs)
-                payload: list[Any] = docs
-                if self.transform is not None:
-                    payload = encode_transformed(await apply_transform(
-                        self.transform, bson.decode_all(data), self.metrics
-                    ))
-                batch = Batch(
-                    partition=state.partition.index,
-                    seq=position["seq"],
-                    last_id=last_id,
-                    source_count=len(docs),
-                    documents=payload,
-                    nbytes=len(data),
-                )
-                await self.queue.put(batch)
-                position["seq"] += 1
+                await self._queue(state, position, docs, len(data), mark=last_id)
                 position["after"] = last_id
                 if self.stop.is_set():
                     return
         finally:
             await cursor.close()
+
+    async def _read_natural(self, state: PartitionState, position: dict[str, Any]) -> None:
+        """One unsorted cursor from the start; the documents up to the mark are passed over
+        (and proven to be the same ones) instead of sent again."""
+        resume_at: dict[str, Any] | None = position["after"]
+        to_pass = int(resume_at["read"]) if resume_at else 0
+        seen = IdSequence()
+        cursor = self.source.find_raw_batches(
+            self.base_query, self.projection, batch_size=self.batch_size
+        )
+        try:
+            async for data in cursor:
+                docs = bson.decode_all(data, RAW_CODEC)
+                nbytes = len(data)
+                if seen.read < to_pass:
+                    passed = docs[:to_pass - seen.read]
+                    seen.add(passed)
+                    docs = docs[len(passed):]
+                    nbytes -= sum(len(d.raw) for d in passed)
+                    if seen.read == to_pass:
+                        check_same_prefix(seen, resume_at or {})
+                if not docs:
+                    continue
+                seen.add(docs)
+                mark = seen.mark()
+                await self._queue(state, position, docs, nbytes, mark=mark)
+                position["after"] = mark
+                if self.stop.is_set():
+                    return
+        finally:
+            await cursor.close()
+        if seen.read < to_pass:
+            check_same_prefix(seen, resume_at or {})
+
+    async def _queue(self, state: PartitionState, position: dict[str, Any],
+                     docs: list[RawBSONDocument], nbytes: int, *, mark: Any) -> None:
+        self.metrics.read += len(docs)
+        payload: list[Any] = docs
+        if self.transform is not None:
+            payload = encode_transformed(await apply_transform(
+                self.transform, [bson.decode(d.raw) for d in docs], self.metrics
+            ))
+        await self.queue.put(Batch(
+            partition=state.partition.index,
+            seq=position["seq"],
+            mark=mark,
+            source_count=len(docs),
+            documents=payload,
+            nbytes=nbytes,
+        ))
+        position["seq"] += 1

@@ -1,9 +1,10 @@
 """Per-partition high-water marks that only move over acknowledged batches.
 
-Readers number the batches of a partition 0, 1, 2 ... in `_id` order. Insert workers finish
-them in any order. The mark of a partition is the last `_id` of batch k such that batches
-0..k are all acknowledged — so everything at or below the mark is on the target, and a
-resumed run reads `_id > mark`. Batches acknowledged beyond a gap are re-sent on resume and
+Readers number the batches of a partition 0, 1, 2 ... in reading order. Insert workers finish
+them in any order. The mark of a partition is the mark of batch k such that batches 0..k are
+all acknowledged — the last `_id` of batch k (a resumed run reads `_id > mark`) or, for a
+partition read in natural order, the position after it (natural.py) — so everything up to
+the mark is on the target. Batches acknowledged beyond a gap are re-sent on resume and
 counted as already present (duplicate key), never written twice.
 """
 
@@ -18,7 +19,7 @@ from dataworks.migrations.partitioning import Partition
 @dataclass
 class PartitionState:
     partition: Partition
-    high_water: Any = None  # last acknowledged-in-order source _id; None = nothing yet
+    high_water: Any = None  # mark of the last batch acknowledged in order; None = nothing yet
     done_count: int = 0  # source documents at or below the mark
     finished: bool = False
     # in-flight bookkeeping (not persisted)
@@ -26,8 +27,8 @@ class PartitionState:
     acked: dict[int, tuple[Any, int]] = field(default_factory=dict)
     reading_done_at: int | None = None  # number of batches once the cursor is exhausted
 
-    def acknowledge(self, seq: int, last_id: Any, count: int) -> None:
-        self.acked[seq] = (last_id, count)
+    def acknowledge(self, seq: int, mark: Any, count: int) -> None:
+        self.acked[seq] = (mark, count)
         while self.next_to_ack in self.acked:
             mark, done = self.acked.pop(self.next_to_ack)
             self.high_water = mark

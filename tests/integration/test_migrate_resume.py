@@ -132,3 +132,53 @@ def test_sigint_saves_checkpoint_exits_130_and_resumes(resume_source, source_uri
     assert final.returncode == 0, err
     assert assert_identical((source_uri, resume_source, "orders"),
                             (target_uri, unique_db_name, "orders")) == DOCS
+
+
+def test_resume_refuses_a_source_changed_under_a_natural_order_read(source_uri, target_uri,
+                                                                      unique_db_name, tmp_path):
+    """FerretDB cannot seek `_id` ranges, so the run reads in natural order and resumes by
+    position; when documents before that position change, resuming must stop and say so
+    (not skip or double anything), and --force-from-start must then end exact."""
+    src_db = f"{unique_db_name}_src"
+    load(source_uri, src_db, "orders", mixed_documents(8_000, seed=5))
+    store = f"file:{tmp_path / 'ckpt.json'}"
+    proc = start_migrate(source_uri, target_uri, src_db, unique_db_name, store, tmp_path)
+    deadline = time.monotonic() + 240
+    while checkpointed(store, target_uri, unique_db_name) < 1_000:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    saved = json_util.loads(Path(store[5:]).read_text())
+    mark = saved["partitions"][0]["high_water"]
+    assert saved["partitions"][0]["group"] == "natural"
+    assert mark["read"] == saved["done_count"] and len(mark["ids_sha256"]) == 64
+
+    with MongoClient(source_uri) as client:  # the test, not the tool, changes the source
+        orders = client[src_db]["orders"]
+        first = orders.find_one({}, {"_id": 1})  # natural order: inside the copied prefix
+        orders.delete_one({"_id": first["_id"]})
+
+    again = start_migrate(source_uri, target_uri, src_db, unique_db_name, store, tmp_path)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 2, err
+    assert "the source changed" in err and "--force-from-start" in err
+    assert "Traceback" not in err
+
+    env = {**os.environ, "MIG_BATCH_SIZE": "250"}
+    fresh = subprocess.run(
+        [sys.executable, "-m", "dataworks", "migrate", "--profile", "dev",
+         "--source-uri", source_uri, "--source-db", src_db, "--source-collection", "orders",
+         "--target-uri", target_uri, "--target-db", unique_db_name,
+         "--target-collection", "orders", "--checkpoint-store", store, "--force-from-start",
+         "--verify", "none"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    # The deleted document was already copied: the target keeps it, everything else equal.
+    with MongoClient(target_uri) as client:
+        client[unique_db_name]["orders"].delete_one({"_id": first["_id"]})
+    assert assert_identical((source_uri, src_db, "orders"),
+                            (target_uri, unique_db_name, "orders")) == 7_999
