@@ -133,6 +133,8 @@ def _classify_bulk(exc: BulkWriteError) -> Classified:
                 return verdict
     if verdicts:
         return verdicts[0]
+    if (exc.details or {}).get("writeConcernErrors"):  # applied, maybe rolled back: re-send
+        return Classified(ErrorKind.TRANSIENT, exc.code, server_words(exc))
     return Classified(ErrorKind.TRANSIENT if _has_transient_label(exc) else ErrorKind.FATAL,
                       exc.code, str(exc))
 
@@ -185,6 +187,7 @@ class BulkOutcome:
     fatal: Classified | None = None
     retry_after_s: float | None = None
     throttled: bool = False
+    write_concern: str | None = None  # the first writeConcernError's message, if any
 
 
 def split_bulk_error(exc: BulkWriteError, batch_len: int) -> BulkOutcome:
@@ -192,10 +195,16 @@ def split_bulk_error(exc: BulkWriteError, batch_len: int) -> BulkOutcome:
 
     Documents not named in `writeErrors` were written. Cosmos DB can apply part of a
     throttled batch; only the indices it reports failed are re-sent.
+
+    A `writeConcernError` (say w:majority not reached before a failover) means the writes
+    were applied on one node but may be rolled back: none of them counts as written, they
+    are all re-sent, and the ones that did survive come back as duplicates ("already
+    present"), so nothing is lost and nothing is doubled.
     """
     details: dict[str, Any] = exc.details or {}
     outcome = BulkOutcome()
     failed = 0
+    concern_failed = bool(details.get("writeConcernErrors"))
     for error in details.get("writeErrors", []):
         failed += 1
         verdict = classify_code(error.get("code"), error.get("errmsg", ""))
@@ -212,4 +221,9 @@ def split_bulk_error(exc: BulkWriteError, batch_len: int) -> BulkOutcome:
         else:
             outcome.fatal = outcome.fatal or verdict
     outcome.written = int(details.get("nInserted", batch_len - failed))
+    if concern_failed and outcome.fatal is None:
+        named = {*outcome.duplicates, *outcome.retry, *(i for i, _ in outcome.rejected)}
+        outcome.retry = sorted({*outcome.retry, *(i for i in range(batch_len) if i not in named)})
+        outcome.written = 0
+        outcome.write_concern = details["writeConcernErrors"][0].get("errmsg", "")
     return outcome

@@ -97,5 +97,7 @@ class BatchWriter:
             self.metrics.errors += 1
             raise fatal_error(split.fatal, side="target", setting=TARGET_SETTING)
         kind = ErrorKind.THROTTLED if split.throttled else ErrorKind.TRANSIENT
-        return Classified(kind, None, "some documents of the batch were not written",
-                          split.retry_after_s)
+        message = (f"the target did not satisfy the write concern: {split.write_concern}"
+                   if split.write_concern is not None
+                   else "some documents of the batch were not written")
+        return Classified(kind, None, message, split.retry_after_s)

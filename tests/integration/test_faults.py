@@ -260,3 +260,39 @@ async def test_unauthorized_stops_with_checkpoint_and_next_run_resumes(
     assert report.resumed_from == saved["done_count"]
     assert assert_identical((source_uri, src, "orders"),
                             (target_uri, unique_db_name, "orders")) == len(docs)
+
+
+async def test_write_concern_errors_resend_the_batch_and_nothing_is_lost(
+        monkeypatch, source_uri, target_uri, unique_db_name, tmp_path):
+    """The server applies a batch but reports a writeConcernError (as a replica set does
+    when w:majority times out): the writer must not count it as done; the re-send finds
+    the documents present, and every document ends on the target once."""
+    src = unique_db_name + "_src"
+    docs = mixed_documents(3_000, seed=8)
+    load(source_uri, src, "orders", docs)
+    real = AsyncCollection.insert_many
+    calls = {"n": 0}
+    namespace = f"{unique_db_name}.orders"
+
+    async def insert_many(coll, documents, *args, **kwargs):
+        result = await real(coll, documents, *args, **kwargs)
+        if coll.full_name == namespace:
+            calls["n"] += 1
+            if calls["n"] % 3 == 1:  # every third batch: applied, but not proven durable
+                raise BulkWriteError({"writeErrors": [], "nInserted": len(list(documents)),
+                                      "writeConcernErrors": [{
+                                          "code": 64, "codeName": "WriteConcernFailed",
+                                          "errmsg": "waiting for replication timed out"}]})
+        return result
+
+    monkeypatch.setattr(AsyncCollection, "insert_many", insert_many)
+    metrics = RunMetrics()
+    settings = migration_settings(source_uri, target_uri, src, unique_db_name,
+                                  mig_batch_size=250)
+    report = await commands.migrate(settings, metrics=metrics, run_dir=tmp_path)
+    assert report.status == "completed"
+    assert report.retries > 0
+    assert report.already_present > 0  # the re-sent documents were found already there
+    assert report.written + report.already_present == len(docs)
+    assert assert_identical((source_uri, src, "orders"),
+                            (target_uri, unique_db_name, "orders")) == len(docs)

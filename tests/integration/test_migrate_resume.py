@@ -66,6 +66,19 @@ def wait_then_kill(proc, condition, timeout=240.0) -> bool:
     pytest.fail("migration made no progress before the timeout")
 
 
+def interrupt_once_checkpointed(proc, store, target_uri, dst_db, at_least=1_000) -> str:
+    """SIGINT once the checkpoint vouches for `at_least` documents; its stderr (exit 130)."""
+    deadline = time.monotonic() + 240
+    while checkpointed(store, target_uri, dst_db) < at_least:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    return err
+
+
 @pytest.fixture(scope="module")
 def resume_source(source_uri):
     db = "dw_resume_src"
@@ -115,14 +128,7 @@ def test_sigint_saves_checkpoint_exits_130_and_resumes(resume_source, source_uri
                                                         unique_db_name, tmp_path):
     store = f"file:{tmp_path / 'ckpt.json'}"
     proc = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store, tmp_path)
-    deadline = time.monotonic() + 240
-    while checkpointed(store, target_uri, unique_db_name) < 1_000:
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    err = interrupt_once_checkpointed(proc, store, target_uri, unique_db_name)
     assert "resume with: dataworks migrate" in err
     saved = checkpointed(store, target_uri, unique_db_name)
     assert 1_000 <= saved < DOCS
@@ -143,14 +149,7 @@ def test_resume_refuses_a_source_changed_under_a_natural_order_read(source_uri, 
     load(source_uri, src_db, "orders", mixed_documents(8_000, seed=5))
     store = f"file:{tmp_path / 'ckpt.json'}"
     proc = start_migrate(source_uri, target_uri, src_db, unique_db_name, store, tmp_path)
-    deadline = time.monotonic() + 240
-    while checkpointed(store, target_uri, unique_db_name) < 1_000:
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    interrupt_once_checkpointed(proc, store, target_uri, unique_db_name)
     saved = json_util.loads(Path(store[5:]).read_text())
     mark = saved["partitions"][0]["high_water"]
     assert saved["partitions"][0]["group"] == "natural"

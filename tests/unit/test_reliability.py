@@ -180,3 +180,20 @@ async def test_limiter_caps_concurrency_and_wakes_waiters():
 
     await asyncio.wait_for(asyncio.gather(*(work() for _ in range(20))), 10)
     assert peak == 2 and limiter.in_use == 0
+
+
+def test_a_write_concern_error_resends_the_whole_batch_as_not_yet_proven():
+    concern = [{"code": 64, "errmsg": "waiting for replication timed out"}]
+    exc = BulkWriteError({"writeErrors": [{"index": 1, "code": 11000, "errmsg": "dup"}],
+                          "writeConcernErrors": concern, "nInserted": 3})
+    out = split_bulk_error(exc, 4)
+    # Applied on the primary but maybe rolled back: nothing counts as written yet; the
+    # re-send answers duplicates for what survived.
+    assert (out.written, out.duplicates, out.retry) == (0, [1], [0, 2, 3])
+    assert out.write_concern == "waiting for replication timed out" and out.fatal is None
+    only_concern = BulkWriteError({"writeErrors": [], "writeConcernErrors": concern,
+                                   "nInserted": 2})
+    assert split_bulk_error(only_concern, 2).retry == [0, 1]
+    assert classify(only_concern).retryable
+    # Without a write-concern error nothing changes.
+    assert split_bulk_error(_bulk([], 2), 2).written == 2
