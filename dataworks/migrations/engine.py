@@ -46,7 +46,7 @@ from dataworks.core.throttle import AdaptiveLimiter
 from dataworks.errors import CheckpointError, DataWorksError, Interrupted, RunFailed, UserError
 from dataworks.migrations.batches import Batch
 from dataworks.migrations.finishing import FinishingOptions, after_load, before_load
-from dataworks.migrations.identity import config_hash, run_id_for
+from dataworks.migrations.identity import config_hash, run_id_for, strategy_code_hash
 from dataworks.migrations.legacy import LegacyReader
 from dataworks.migrations.partitioning import ALL, NATURAL, Partition, PartitionPlanner
 from dataworks.migrations.reader import PartitionReader
@@ -155,6 +155,7 @@ class MigrationEngine:
 
         state = await store.load(run_id)
         digest = config_hash(query, projection)
+        code_hash = strategy_code_hash(opts.strategy_cls)
         if state is not None:
             _check_compatible(state, digest)
             if state.get("finished"):
@@ -168,6 +169,7 @@ class MigrationEngine:
             watermarks = Watermarks.from_state(state["partitions"])
             event(log, "run_resumed", f"resuming run {run_id} from {store.description}",
                   run_id=run_id, done=watermarks.done_count())
+            _warn_if_strategy_edited(state, code_hash, watermarks.done_count(), report)
         else:
             await strategy.on_start()
             watermarks = await self._plan(strategy, source, query)
@@ -198,6 +200,7 @@ class MigrationEngine:
             "source": opts.source.display(),
             "target": opts.target.display(),
             "strategy": opts.strategy_ref,
+            "strategy_code": code_hash,
             "source_count": count,
         }
         event(log, "run_started", f"migrating {opts.source.display()} -> {opts.target.display()}",
@@ -429,6 +432,20 @@ def _refuse_same_namespace(source: Endpoint, target: Endpoint) -> None:
             f"{mask_uri(source.uri)})",
             hint="point --target-db/--target-collection or --target-uri somewhere else",
         )
+
+
+def _warn_if_strategy_edited(state: dict[str, Any], code_hash: str | None, done: int,
+                             report: MigrationReport) -> None:
+    """Fixing a transform and resuming is legitimate, but the documents already copied went
+    through the earlier code: say so rather than leave a silently mixed target."""
+    before = state.get("strategy_code")
+    if before is None or code_hash is None or before == code_hash:
+        return
+    message = (f"the strategy file changed since this run started: the {done:,} documents "
+               "already copied went through the earlier version (--force-from-start "
+               "re-copies everything with this one)")
+    log.warning(message)
+    report.warnings.append(message)
 
 
 def _check_compatible(state: dict[str, Any], digest: str) -> None:

@@ -4,7 +4,9 @@ the same command again finds its checkpoint and resumes."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+from pathlib import Path
 from typing import Any
 
 from bson import json_util
@@ -26,3 +28,15 @@ def config_hash(query: dict[str, Any], projection: dict[str, Any] | None) -> str
     """What the readers select; a checkpoint is only valid for the same selection."""
     text = json_util.dumps([query, projection], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def strategy_code_hash(strategy_cls: type) -> str | None:
+    """A fingerprint of the file that defines a user's strategy (None for DataWorks' own),
+    so a resumed run can tell that the transform was edited in between."""
+    if strategy_cls.__module__.startswith("dataworks."):
+        return None
+    try:
+        source_file = inspect.getsourcefile(strategy_cls)
+        return hashlib.sha256(Path(source_file or "").read_bytes()).hexdigest()[:16]
+    except (OSError, TypeError):
+        return None

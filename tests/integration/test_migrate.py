@@ -214,3 +214,49 @@ async def test_unacknowledged_mode_warns_and_verifies_every_document(source_uri,
     assert report.verification["target_count"] == landed
     assert report.verification["missing_count"] == 3000 - landed
     assert report.verified_equal is (landed == 3000)
+
+
+def test_resuming_with_an_edited_strategy_says_so(source_uri, target_uri, unique_db_name,
+                                                   tmp_path):
+    """Fix a transform that failed part-way and run again: the run resumes, and warns that
+    the documents copied before went through the earlier version of the file."""
+    import subprocess
+    import sys
+
+    src = unique_db_name + "_src"
+    load(source_uri, src, "orders", [{"_id": i, "v": i} for i in range(3_000)])
+    strategy = tmp_path / "fragile.py"
+    body = """
+        from dataworks import BaseMigrationStrategy
+
+        class Fragile(BaseMigrationStrategy):
+            def transform(self, doc):
+                if doc["v"] == 2_500:
+                    {fail}
+                doc["checked"] = True
+                return doc
+    """
+    strategy.write_text(textwrap.dedent(body.format(fail='raise ValueError("bad v")')))
+    argv = [sys.executable, "-m", "dataworks", "migrate", "--profile", "dev",
+            "--source-uri", source_uri, "--source-db", src, "--source-collection", "orders",
+            "--target-uri", target_uri, "--target-db", unique_db_name,
+            "--target-collection", "orders", "--strategy", f"{strategy}:Fragile",
+            "--checkpoint-store", f"file:{tmp_path / 'ckpt.json'}", "--verify", "none"]
+    env = {**__import__("os").environ, "MIG_BATCH_SIZE": "100"}
+    first = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300, check=False)
+    assert first.returncode == 2 and "bad v" in first.stderr, first.stderr
+
+    strategy.write_text(textwrap.dedent(body.format(fail="doc['fixed'] = True")))
+    second = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300, check=False)
+    output = second.stdout + second.stderr
+    assert second.returncode == 0, output
+    assert "strategy file changed since this run started" in " ".join(output.split())
+
+    from pymongo import MongoClient
+
+    with MongoClient(target_uri) as client:
+        orders = client[unique_db_name]["orders"]
+        assert orders.count_documents({}) == 3_000
+        assert orders.find_one({"_id": 2_500})["fixed"] is True
