@@ -6,6 +6,10 @@ from dataworks.config.settings import Settings
 from dataworks.core.clients import Endpoint
 from dataworks.errors import SettingsError
 
+# Where a user fixes each side's address, for error messages.
+SOURCE_SETTING = "MIG_SOURCE_DB_CONNECTION_STRING (or --source-uri)"
+TARGET_SETTING = "MIG_TARGET_DB_CONNECTION_STRING (or --target-uri)"
+
 
 def generation_endpoint(settings: Settings) -> Endpoint:
     return Endpoint(

@@ -40,10 +40,11 @@ from dataworks.core.clients import (
     fast_count,
 )
 from dataworks.core.dead_letter import DeadLetterFile
+from dataworks.core.endpoints import SOURCE_SETTING, TARGET_SETTING
 from dataworks.core.errors import classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.core.throttle import AdaptiveLimiter
-from dataworks.errors import CheckpointError, DataWorksError, Interrupted, RunFailed, UserError
+from dataworks.errors import CheckpointError, DataWorksError, Interrupted, UserError
 from dataworks.migrations.batches import Batch
 from dataworks.migrations.finishing import FinishingOptions, after_load, before_load
 from dataworks.migrations.identity import config_hash, run_id_for, strategy_code_hash
@@ -118,9 +119,9 @@ class MigrationEngine:
         source = ReadOnlyCollection(source_client[opts.source.db][opts.source.collection])
         target = target_client[opts.target.db][opts.target.collection]
         await check_reachable(source_client, opts.source, side="source",
-                              setting="MIG_SOURCE_DB_CONNECTION_STRING (or --source-uri)")
+                              setting=SOURCE_SETTING)
         await check_reachable(target_client, opts.target, side="target",
-                              setting="MIG_TARGET_DB_CONNECTION_STRING (or --target-uri)")
+                              setting=TARGET_SETTING)
         if not await source.exists():
             raise UserError(
                 f"source collection {opts.source.namespace} does not exist",

@@ -23,6 +23,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo.errors import PyMongoError
 
 from dataworks.core.clients import RAW_CODEC, ReadOnlyCollection
+from dataworks.core.endpoints import SOURCE_SETTING
 from dataworks.core.errors import classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.errors import DataWorksError, PluginError
@@ -155,7 +156,7 @@ class PartitionReader:
             )
         except PyMongoError as exc:
             raise fatal_error(classify(exc), side="source",
-                              setting="MIG_SOURCE_DB_CONNECTION_STRING (or --source-uri)") from exc
+                              setting=SOURCE_SETTING) from exc
         if not self.stop.is_set():
             state.reading_finished(position["seq"])
 

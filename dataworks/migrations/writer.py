@@ -16,12 +16,11 @@ from typing import Any
 from pymongo.errors import BulkWriteError
 
 from dataworks.core.dead_letter import DeadLetterFile
+from dataworks.core.endpoints import TARGET_SETTING
 from dataworks.core.errors import Classified, ErrorKind, classify, fatal_error, split_bulk_error
 from dataworks.core.retry import RetryPolicy
 from dataworks.core.throttle import AdaptiveLimiter, Unlimited
 from dataworks.monitoring.metrics import RunMetrics
-
-TARGET_SETTING = "MIG_TARGET_DB_CONNECTION_STRING (or --target-uri)"
 
 
 @dataclass

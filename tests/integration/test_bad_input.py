@@ -142,6 +142,16 @@ def cases(source_uri: str, target_uri: str) -> list[Case]:
                                        "--target-uri", target_uri,
                                        "--target-db", "dw_bad_verify_missing_source"],
              r"source collection dw_bad_input_src\.nope does not exist"),
+        Case("verify_unreachable_target", ["verify", "--source-uri", source_uri,
+                                           "--source-db", SRC_DB, "--source-collection",
+                                           "orders", "--target-uri", dead,
+                                           "--target-db", "dw_bad_verify_unreachable"],
+             r"cannot reach the target at 127\.0\.0\.1:\d+ .*--target-uri", env=fast),
+        Case("indexes_unreachable_source", ["indexes", "compare", "--source-uri", dead,
+                                            "--source-db", SRC_DB, "--source-collection",
+                                            "orders", "--target-uri", target_uri,
+                                            "--target-db", "dw_bad_indexes_unreachable"],
+             r"cannot reach the source at 127\.0\.0\.1:\d+ .*--source-uri", env=fast),
     ]
 
 
