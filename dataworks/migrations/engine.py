@@ -173,12 +173,15 @@ class MigrationEngine:
             _warn_if_strategy_edited(state, code_hash, watermarks.done_count(), report)
         else:
             await strategy.on_start()
-            watermarks = await self._plan(strategy, source, query)
+            # Planning only reads: a network blip or a throttled sample is retried, not fatal.
+            watermarks = await with_retries(lambda: self._plan(strategy, source, query),
+                                            opts.retry, what="planning the source's partitions")
         report.partitions = len(watermarks.states)
         await before_load(source, target, store, opts.finishing, report)
 
-        count = await (
-            source.count_documents(query) if query else source.fast_count()
+        count = await with_retries(
+            lambda: source.count_documents(query) if query else source.fast_count(),
+            opts.retry, what="counting the source",
         )
         report.source_count = count
         self.metrics.total = count

@@ -296,3 +296,35 @@ async def test_write_concern_errors_resend_the_batch_and_nothing_is_lost(
     assert report.written + report.already_present == len(docs)
     assert assert_identical((source_uri, src, "orders"),
                             (target_uri, unique_db_name, "orders")) == len(docs)
+
+
+async def test_a_network_error_while_planning_or_counting_is_retried(
+        monkeypatch, source_uri, target_uri, unique_db_name, tmp_path):
+    """Start-up reads (the planner's explain, the source count) fail once each with a
+    network error; the run retries them and ends exact instead of failing."""
+    from pymongo.errors import AutoReconnect
+
+    from dataworks.core.clients import ReadOnlyCollection
+
+    src = unique_db_name + "_src"
+    docs = mixed_documents(2_000, seed=9)
+    load(source_uri, src, "orders", docs)
+    failures = {"explain_find": 1, "fast_count": 1}
+    for name in failures:
+        real = getattr(ReadOnlyCollection, name)
+
+        async def flaky(self, *args, _real=real, _name=name, **kwargs):
+            if failures[_name] > 0:
+                failures[_name] -= 1
+                raise AutoReconnect(f"connection closed during {_name}")
+            return await _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(ReadOnlyCollection, name, flaky)
+    metrics = RunMetrics()
+    report = await commands.migrate(
+        migration_settings(source_uri, target_uri, src, unique_db_name, mig_batch_size=250),
+        metrics=metrics, run_dir=tmp_path)
+    assert report.status == "completed"
+    assert failures == {"explain_find": 0, "fast_count": 0}  # both failures happened
+    assert assert_identical((source_uri, src, "orders"),
+                            (target_uri, unique_db_name, "orders")) == len(docs)
