@@ -396,6 +396,8 @@ class MigrationEngine:
         report.docs_per_second = m.docs_per_second()
         report.mb_per_second = m.mb_per_second()
         report.peak_memory_mb = m.peak_rss_bytes / 1e6
+        report.request_units = m.request_units
+        report.request_units_by = dict(m.request_units_by)
         if dead_letter.count:
             report.dead_letter_file = str(dead_letter.path)
 

@@ -28,6 +28,10 @@ class MigrationReport:
     docs_per_second: float = 0.0
     mb_per_second: float = 0.0
     peak_memory_mb: float = 0.0
+    # Cosmos DB request units charged (0.0 when no side is Cosmos DB), in total and by
+    # "side:command", e.g. {"source:getMore": 1234.5, "target:insert": 9876.0}
+    request_units: float = 0.0
+    request_units_by: dict[str, float] = field(default_factory=dict)
     source_count: int | None = None
     target_count: int | None = None
     partitions: int = 0

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from pymongo import MongoClient
 
 from dataworks import commands
@@ -201,3 +202,38 @@ def test_bad_metrics_file_name_fails_before_the_run(mongo_uri, unique_db_name, t
     assert ".json or .csv" in result.stderr
     with MongoClient(mongo_uri) as client:
         assert unique_db_name not in client.list_database_names()
+
+
+async def test_request_units_reach_the_migration_report(monkeypatch, source_uri, target_uri,
+                                                        unique_db_name, tmp_path):
+    """FerretDB has no getLastRequestStatistics, so each side's answer is replaced by a
+    recorded Cosmos DB reply (COSMOS.md): every metered read and insert of a real run must
+    add its charge, and the report must carry the totals."""
+    from dataworks.monitoring.ru import RequestUnitMeter
+
+    charges = {"source": ("find", 2.5), "target": ("insert", 7.25)}
+    samples = {"source": 0, "target": 0}
+
+    async def recorded_sample(self, database):
+        command, charge = charges[self.side]
+        samples[self.side] += 1
+        return self.record({"_t": "GetRequestStatisticsResponse", "ok": 1,
+                            "CommandName": command, "RequestCharge": charge,
+                            "RequestDurationInMilliSeconds": 3.0})
+
+    monkeypatch.setattr(RequestUnitMeter, "sample", recorded_sample)
+    src = unique_db_name + "_src"
+    load(source_uri, src, "orders", [{"_id": i, "v": i} for i in range(2000)])
+    settings = load_settings(profile="dev", overrides={
+        "mig_source_db_connection_string": source_uri, "mig_source_db_name": src,
+        "mig_source_db_collection": "orders", "mig_target_db_connection_string": target_uri,
+        "mig_target_db_name": unique_db_name, "mig_batch_size": 250})
+    report = await commands.migrate(settings, run_dir=tmp_path, source_kind="cosmos",
+                                    target_kind="cosmos", verify="none")
+    assert report.written == 2000
+    assert samples["source"] > 0 and samples["target"] > 0
+    expected = {"source:find": 2.5 * samples["source"],
+                "target:insert": 7.25 * samples["target"]}
+    assert report.request_units_by == pytest.approx(expected)
+    assert report.request_units == pytest.approx(sum(expected.values()))
+    assert report.to_dict()["request_units"] == report.request_units
