@@ -97,9 +97,9 @@ class PartitionPlanner:
 
     async def plan(self, count: int) -> list[Partition]:
         """About `count` partitions, spread over the type groups by their share of `_id`s."""
-        if count > 1 and not await self._ranges_use_index():
-            # Every range query would scan the whole collection: one cursor reads it once
-            # instead of `count` times, unsorted so that the first batch comes at once.
+        if not await self._ranges_use_index():
+            # Every range (or type-group) query would scan the whole collection: one cursor
+            # reads it once instead, unsorted so that the first batch comes at once.
             log.info("the source cannot seek by _id range: reading it with one cursor "
                      "in natural order")
             return [Partition(0, NATURAL)]

@@ -18,7 +18,19 @@ from tests.migration_helpers import assert_identical, load, mixed_documents
 DOCS = 20_000
 
 
-def start_migrate(source_uri, target_uri, src_db, dst_db, store, cwd: Path) -> subprocess.Popen:
+# Reads by `_id` ranges (what MongoDB and Cosmos DB get) even though FerretDB cannot seek
+# them, so that their resume path is tested on a real server too.
+RANGES_STRATEGY = """
+from dataworks import BaseMigrationStrategy
+
+class Ranges(BaseMigrationStrategy):
+    async def partitions(self, planner):
+        return await planner.plan_ranges(3)
+"""
+
+
+def start_migrate(source_uri, target_uri, src_db, dst_db, store, cwd: Path,
+                  strategy: str | None = None) -> subprocess.Popen:
     env = {
         **os.environ,
         "FRAMEWORK_CHECKPOINT_INTERVAL": "500",
@@ -29,7 +41,7 @@ def start_migrate(source_uri, target_uri, src_db, dst_db, store, cwd: Path) -> s
         [sys.executable, "-m", "dataworks", "migrate", "--profile", "dev",
          "--source-uri", source_uri, "--source-db", src_db, "--source-collection", "orders",
          "--target-uri", target_uri, "--target-db", dst_db, "--target-collection", "orders",
-         "--checkpoint-store", store],
+         "--checkpoint-store", store, *(["--strategy", strategy] if strategy else [])],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -86,14 +98,20 @@ def resume_source(source_uri):
     return db
 
 
-@pytest.mark.parametrize("store_kind", ["file", "target"])
-def test_sigkill_at_several_points_then_resume_is_exact(store_kind, resume_source, source_uri,
-                                                         target_uri, unique_db_name, tmp_path):
+@pytest.mark.parametrize(("store_kind", "reading"),
+                         [("file", "natural"), ("target", "natural"), ("file", "id_ranges")])
+def test_sigkill_at_several_points_then_resume_is_exact(store_kind, reading, resume_source,
+                                                         source_uri, target_uri,
+                                                         unique_db_name, tmp_path):
     store = f"file:{tmp_path / 'ckpt.json'}" if store_kind == "file" else "target"
+    strategy = None
+    if reading == "id_ranges":
+        (tmp_path / "ranges.py").write_text(RANGES_STRATEGY)
+        strategy = f"{tmp_path / 'ranges.py'}:Ranges"
 
     def run():
         return start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
-                             tmp_path)
+                             tmp_path, strategy)
 
     kills = 0
     # 1: early, before the first batch is acknowledged (planning / first read).
@@ -115,6 +133,9 @@ def test_sigkill_at_several_points_then_resume_is_exact(store_kind, resume_sourc
     out, err = final.communicate(timeout=600)
     assert final.returncode == 0, err
     assert kills >= 4, "the kills should land before the migration finished"
+    if store_kind == "file":  # the reading the test claims is the one that ran
+        saved = json_util.loads(Path(store[5:]).read_text())["partitions"]
+        assert ({p["group"] for p in saved} == {"natural"}) == (reading == "natural"), saved
     assert f"{DOCS:,}" in out  # target count in the summary
     assert assert_identical((source_uri, resume_source, "orders"),
                             (target_uri, unique_db_name, "orders")) == DOCS
