@@ -26,6 +26,15 @@ REPORT_TOTALS = ("read", "written", "already_present", "transformed", "dropped",
                  "retries", "throttled", "resumed_from")
 
 
+def loaded_migration(source_uri, target_uri, src, dst, count, **overrides):
+    """Settings for migrating `count` small documents, loaded into `src.orders`."""
+    load(source_uri, src, "orders", [{"_id": i, "v": i} for i in range(count)])
+    return load_settings(profile="dev", overrides={
+        "mig_source_db_connection_string": source_uri, "mig_source_db_name": src,
+        "mig_source_db_collection": "orders", "mig_target_db_connection_string": target_uri,
+        "mig_target_db_name": dst, **overrides})
+
+
 def cli(args, env, cwd, timeout=120):
     return subprocess.run([sys.executable, "-m", "dataworks", *args], env={**os.environ, **env},
                           cwd=cwd, capture_output=True, text=True, timeout=timeout)
@@ -134,11 +143,8 @@ def test_migrate_cli_csv_metrics_match_report_and_json_logs(source_uri, target_u
 async def test_migrate_python_api_json_summary_equals_report(source_uri, target_uri,
                                                              unique_db_name, tmp_path):
     src = unique_db_name + "_src"
-    load(source_uri, src, "orders", [{"_id": i, "v": i} for i in range(2500)])
-    settings = load_settings(profile="dev", overrides={
-        "mig_source_db_connection_string": source_uri, "mig_source_db_name": src,
-        "mig_source_db_collection": "orders", "mig_target_db_connection_string": target_uri,
-        "mig_target_db_name": unique_db_name, "mig_batch_size": 300})
+    settings = loaded_migration(
+        source_uri, target_uri, src, unique_db_name, 2_500, mig_batch_size=300)
     metrics = RunMetrics()
     path = tmp_path / "m.json"
     async with monitor_run(metrics, label="migrate", metrics_file=path,
@@ -163,12 +169,8 @@ async def test_cosmos_kind_sides_copy_exactly_and_note_missing_statistics(
     """--source-kind/--target-kind cosmos route reads and inserts through the single-connection
     metering clients; FerretDB lacks getLastRequestStatistics, which is noticed once."""
     src = unique_db_name + "_src"
-    load(source_uri, src, "orders", [{"_id": i, "v": i} for i in range(3000)])
-    settings = load_settings(profile="dev", overrides={
-        "mig_source_db_connection_string": source_uri, "mig_source_db_name": src,
-        "mig_source_db_collection": "orders", "mig_target_db_connection_string": target_uri,
-        "mig_target_db_name": unique_db_name, "mig_batch_size": 200,
-        "parallel_cursors": 2, "max_insert_workers": 3})
+    settings = loaded_migration(source_uri, target_uri, src, unique_db_name, 3_000,
+                                mig_batch_size=200, parallel_cursors=2, max_insert_workers=3)
     metrics = RunMetrics()
     report = await commands.migrate(settings, metrics=metrics, run_dir=tmp_path,
                                     source_kind="cosmos", target_kind="cosmos")
@@ -223,11 +225,8 @@ async def test_request_units_reach_the_migration_report(monkeypatch, source_uri,
 
     monkeypatch.setattr(RequestUnitMeter, "sample", recorded_sample)
     src = unique_db_name + "_src"
-    load(source_uri, src, "orders", [{"_id": i, "v": i} for i in range(2000)])
-    settings = load_settings(profile="dev", overrides={
-        "mig_source_db_connection_string": source_uri, "mig_source_db_name": src,
-        "mig_source_db_collection": "orders", "mig_target_db_connection_string": target_uri,
-        "mig_target_db_name": unique_db_name, "mig_batch_size": 250})
+    settings = loaded_migration(
+        source_uri, target_uri, src, unique_db_name, 2_000, mig_batch_size=250)
     report = await commands.migrate(settings, run_dir=tmp_path, source_kind="cosmos",
                                     target_kind="cosmos", verify="none")
     assert report.written == 2000
