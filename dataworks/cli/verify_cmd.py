@@ -84,22 +84,22 @@ def print_report(report: VerifyReport, console: Console) -> None:
     table.add_row(count_label, _n(report.source_count), _n(report.target_count))
     if report.mode is not VerifyMode.COUNT:
         table.add_row("compared / identical", _n(report.compared), _n(report.matched))
-        table.add_row("missing on target", "", _n(len(report.missing_ids)))
+        table.add_row("missing on target", "", _n(report.missing_count))
         if report.mode is VerifyMode.HASH:
-            table.add_row("extra on target", "", _n(len(report.extra_ids)))
-        table.add_row("changed", "", _n(len(report.changed_ids)))
+            table.add_row("extra on target", "", _n(report.extra_count))
+        table.add_row("changed", "", _n(report.changed_count))
     table.caption = f"{report.method}; {report.seconds:.1f}s"
     console.print(table)
-    for label, ids in (
-        ("missing on target", report.missing_ids),
-        ("extra on target", report.extra_ids),
-        ("changed", report.changed_ids),
+    for label, ids, count in (
+        ("missing on target", report.missing_ids, report.missing_count),
+        ("extra on target", report.extra_ids, report.extra_count),
+        ("changed", report.changed_ids, report.changed_count),
     ):
         if ids:
             shown = ", ".join(display_id(v) for v in ids[:DISPLAY_LIMIT])
-            hidden = len(ids) - DISPLAY_LIMIT
-            more = f" (+{hidden} more in --report)" if hidden > 0 else ""
-            console.print(f"[bold]{label}[/] ({len(ids)}): {shown}{more}")
+            in_report = len(ids) - DISPLAY_LIMIT
+            more = f" (+{in_report:,} more in --report)" if in_report > 0 else ""
+            console.print(f"[bold]{label}[/] ({count:,}): {shown}{more}")
     for note in report.notes:
         console.print(f"note: {note}")
 

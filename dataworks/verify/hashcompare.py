@@ -61,9 +61,28 @@ async def expected_documents(raw: bytes, transform: Transform | None) -> list[by
     return [d.raw if isinstance(d, RawBSONDocument) else bson.encode(d) for d in result]
 
 
+# Differences listed by `_id` (about 270 bytes each in memory); beyond this they are only
+# counted. A hash verify of a half-copied 60M-document target would otherwise hold 30M.
+MAX_LISTED_IDS = 200_000
+
+
+@dataclass
+class ListingBudget:
+    """How many more differences may be listed by `_id`, shared by all partitions."""
+
+    left: int = MAX_LISTED_IDS
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
 @dataclass
 class Differences:
-    """Accumulated over partitions; keys are `id_key(_id)`."""
+    """Accumulated over partitions; keys are `id_key(_id)`. Once the listing budget is spent,
+    further differences are only counted (`unlisted`), and cannot be paired by `reconcile`."""
 
     source_docs: int = 0
     target_docs: int = 0
@@ -72,14 +91,28 @@ class Differences:
     missing: dict[Any, tuple[Any, bytes]] = field(default_factory=dict)
     extra: dict[Any, tuple[Any, bytes]] = field(default_factory=dict)
     changed: dict[Any, Any] = field(default_factory=dict)
+    unlisted: dict[str, int] = field(default_factory=dict)  # kind -> count beyond the budget
+    budget: ListingBudget = field(default_factory=ListingBudget, repr=False)
 
     def add_missing(self, document: bytes) -> None:
-        value = document_id(document)
-        self.missing[id_key(value)] = (value, digest(document))
+        if self._listed("missing"):
+            value = document_id(document)
+            self.missing[id_key(value)] = (value, digest(document))
 
     def add_extra(self, document: bytes) -> None:
-        value = document_id(document)
-        self.extra[id_key(value)] = (value, digest(document))
+        if self._listed("extra"):
+            value = document_id(document)
+            self.extra[id_key(value)] = (value, digest(document))
+
+    def add_changed(self, value: Any) -> None:
+        if self._listed("changed"):
+            self.changed[id_key(value)] = value
+
+    def _listed(self, kind: str) -> bool:
+        if self.budget.take():
+            return True
+        self.unlisted[kind] = self.unlisted.get(kind, 0) + 1
+        return False
 
     def absorb(self, other: Differences) -> None:
         self.source_docs += other.source_docs
@@ -89,6 +122,8 @@ class Differences:
         self.missing.update(other.missing)
         self.extra.update(other.extra)
         self.changed.update(other.changed)
+        for kind, count in other.unlisted.items():
+            self.unlisted[kind] = self.unlisted.get(kind, 0) + count
 
     def reconcile(self) -> None:
         """Pair a missing and an extra document with the same `_id`: same bytes is a match,
@@ -183,11 +218,12 @@ async def compare_partition(
     policy: RetryPolicy | None = None,
     source_query: Mapping[str, Any] | None = None,
     source_projection: Mapping[str, Any] | None = None,
+    budget: ListingBudget | None = None,
 ) -> Differences:
     """Merge one partition of both sides in `_id` order. `source_query` and
     `source_projection` narrow the source side only: what a strategy's `build_query()` and
     `projection()` made the migration read."""
-    found = Differences()
+    found = Differences(budget=budget or ListingBudget())
     query = dict(partition.filter)
     sort = [("_id", 1)]
 
@@ -258,7 +294,7 @@ async def _merge(left: _Prefetch, right: _Prefetch, found: Differences) -> None:
             id_a, id_b = document_id(a), document_id(b)
             if id_key(id_a) == id_key(id_b):
                 found.compared += 1
-                found.changed[id_key(id_a)] = id_a
+                found.add_changed(id_a)
                 i += 1
                 j += 1
             elif sort_key(id_a) < sort_key(id_b):
@@ -288,18 +324,22 @@ async def hash_compare(
     policy: RetryPolicy | None = None,
     source_query: Mapping[str, Any] | None = None,
     source_projection: Mapping[str, Any] | None = None,
+    max_listed: int = MAX_LISTED_IDS,
 ) -> Differences:
-    """All partitions, at most `parallelism` at a time, combined and reconciled."""
+    """All partitions, at most `parallelism` at a time, combined and reconciled; at most
+    `max_listed` differences are kept by `_id` (the rest are counted)."""
     gate = asyncio.Semaphore(max(1, parallelism))
+    budget = ListingBudget(max_listed)
 
     async def one(partition: VerifyPartition) -> Differences:
         async with gate:
             return await compare_partition(
                 source, target, partition, transform=transform, batch_size=batch_size,
                 policy=policy, source_query=source_query, source_projection=source_projection,
+                budget=budget,
             )
 
-    total = Differences()
+    total = Differences(budget=budget)
     for part in await asyncio.gather(*(one(p) for p in partitions)):
         total.absorb(part)
     total.reconcile()

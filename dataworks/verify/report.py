@@ -32,6 +32,9 @@ class VerifyReport:
     missing_ids: list[Any] = field(default_factory=list)  # on the source, not the target
     extra_ids: list[Any] = field(default_factory=list)  # on the target, not the source
     changed_ids: list[Any] = field(default_factory=list)  # on both, different bytes
+    # Differences beyond the listing limit, by kind ("missing", "extra", "changed"): counted,
+    # not listed.
+    unlisted: dict[str, int] = field(default_factory=dict)
     partitions: int = 0
     method: str = ""  # how partitions or the sample were found
     seconds: float = 0.0
@@ -41,7 +44,19 @@ class VerifyReport:
     def equal(self) -> bool:
         if self.mode is VerifyMode.COUNT:
             return self.source_count == self.target_count
-        return not (self.missing_ids or self.extra_ids or self.changed_ids)
+        return not (self.missing_count or self.extra_count or self.changed_count)
+
+    @property
+    def missing_count(self) -> int:
+        return len(self.missing_ids) + self.unlisted.get("missing", 0)
+
+    @property
+    def extra_count(self) -> int:
+        return len(self.extra_ids) + self.unlisted.get("extra", 0)
+
+    @property
+    def changed_count(self) -> int:
+        return len(self.changed_ids) + self.unlisted.get("changed", 0)
 
     def to_dict(self, limit: int | None = None) -> dict[str, Any]:
         """JSON-ready; `limit` caps each `_id` list (None: all of them)."""
@@ -59,9 +74,10 @@ class VerifyReport:
             "target_count": self.target_count,
             "compared": self.compared,
             "matched": self.matched,
-            "missing_count": len(self.missing_ids),
-            "extra_count": len(self.extra_ids),
-            "changed_count": len(self.changed_ids),
+            "missing_count": self.missing_count,
+            "extra_count": self.extra_count,
+            "changed_count": self.changed_count,
+            "unlisted": dict(self.unlisted),
             "missing_ids": ids(self.missing_ids),
             "extra_ids": ids(self.extra_ids),
             "changed_ids": ids(self.changed_ids),

@@ -12,7 +12,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from dataworks.core.clients import ReadOnlyCollection
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.errors import UserError
-from dataworks.verify.hashcompare import Transform, hash_compare
+from dataworks.verify.hashcompare import MAX_LISTED_IDS, Transform, hash_compare
 from dataworks.verify.partitions import VerifyPartition, plan_partitions
 from dataworks.verify.rawdocs import sort_key
 from dataworks.verify.report import VerifyMode, VerifyReport
@@ -47,6 +47,7 @@ async def verify(
     policy: RetryPolicy | None = None,
     source_query: Mapping[str, Any] | None = None,
     source_projection: Mapping[str, Any] | None = None,
+    max_listed: int = MAX_LISTED_IDS,
 ) -> VerifyReport:
     """Compare `source` (read only) with `target`.
 
@@ -60,6 +61,8 @@ async def verify(
     found with `$sample`, one partition when the source lacks it), or ready-made partitions
     (`VerifyPartition`, filter dicts, or the engine's `Partition`s from its saved plan) that
     together cover the collection exactly once.
+    `max_listed`: hash mode lists at most this many differences by `_id`; the rest are
+    counted (`report.unlisted`), so a half-copied target does not fill memory.
     """
     try:
         mode = VerifyMode(mode)
@@ -92,7 +95,7 @@ async def verify(
         found = await hash_compare(
             source, target, parts, transform=transform, parallelism=parallelism,
             batch_size=batch_size, policy=policy, source_query=source_query,
-            source_projection=source_projection,
+            source_projection=source_projection, max_listed=max_listed,
         )
         report.partitions = len(parts)
         report.source_count, report.target_count = found.source_docs, found.target_docs
@@ -100,6 +103,12 @@ async def verify(
         report.missing_ids = _sorted_ids(v for v, _ in found.missing.values())
         report.extra_ids = _sorted_ids(v for v, _ in found.extra.values())
         report.changed_ids = _sorted_ids(found.changed.values())
+        report.unlisted = dict(found.unlisted)
+        if found.unlisted:
+            report.notes.append(
+                f"more than {max_listed:,} differences: the first {max_listed:,} are listed "
+                "by _id, the others only counted"
+            )
     else:
         sampled = await sample_compare(
             source, target, sample_size, transform=transform, seed=seed, policy=policy,

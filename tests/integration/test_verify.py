@@ -195,3 +195,21 @@ async def test_source_query_and_projection_narrow_the_source_side(clients):
         assert report.equal, (mode, report.to_dict(limit=3))
     hashed = await verify(source, target_db.q, "hash", **narrow)
     assert hashed.matched == 200 and hashed.source_count == 200
+
+
+async def test_a_half_copied_target_is_counted_without_listing_every_id(clients):
+    """Verify run mid-migration: thousands of documents missing. Past `max_listed` they are
+    only counted, and the counts and the verdict stay exact."""
+    source_db, target_db = clients
+    docs = make_docs(5_000)
+    await asyncio.gather(fill(source_db.orders, docs), fill(target_db.orders, docs[:2_000]))
+    await target_db.orders.insert_one({"_id": "stray", "n": -1})
+    report = await verify(ReadOnlyCollection(source_db.orders), target_db.orders, "hash",
+                          max_listed=100)
+    assert not report.equal
+    assert (report.missing_count, report.extra_count, report.changed_count) == (3_000, 1, 0)
+    listed = len(report.missing_ids) + len(report.extra_ids)
+    assert listed == 100
+    assert sum(report.unlisted.values()) == 3_001 - 100
+    assert report.matched == 2_000
+    assert any("first 100 are listed" in note for note in report.notes)

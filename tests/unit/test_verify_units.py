@@ -12,7 +12,12 @@ from bson import Decimal128, Int64, ObjectId
 from pymongo.errors import AutoReconnect
 
 from dataworks.core.retry import RetryPolicy
-from dataworks.verify.hashcompare import Differences, compare_partition, expected_documents
+from dataworks.verify.hashcompare import (
+    Differences,
+    ListingBudget,
+    compare_partition,
+    expected_documents,
+)
 from dataworks.verify.partitions import VerifyPartition, partitions_from_sample
 from dataworks.verify.rawdocs import id_key, sort_key, split_documents
 from dataworks.verify.report import VerifyMode, VerifyReport
@@ -218,3 +223,29 @@ async def test_a_dropped_cursor_is_reopened_after_the_last_delivered_id():
     assert len(flaky.queries) == 3
     assert _gt_of(flaky.queries[1]) == 299  # 3 batches of 100 delivered before the drop
     assert _gt_of(flaky.queries[2]) == 599
+
+
+async def test_differences_beyond_the_listing_limit_are_counted_not_listed():
+    """A half-copied target must not make verify hold every missing `_id`: past the limit
+    (shared by all partitions) differences are only counted, and the counts stay exact."""
+    source = [{"_id": i, "v": i} for i in range(1_000)]
+    target = [dict(d) for d in source[:400]] + [{"_id": f"x{i}"} for i in range(30)]
+    target[5]["v"] = -1  # one changed document
+    budget = ListingBudget(25)
+    found = await compare_partition(
+        _FakeCollection(source, 64), _FakeCollection(target, 64), VerifyPartition(),
+        budget=budget,
+    )
+    listed = len(found.missing) + len(found.extra) + len(found.changed)
+    assert listed == 25 and budget.left == 0
+    assert len(found.missing) + found.unlisted.get("missing", 0) == 600
+    assert len(found.extra) + found.unlisted.get("extra", 0) == 30
+    assert len(found.changed) + found.unlisted.get("changed", 0) == 1
+
+    report = VerifyReport(VerifyMode.HASH, "s", "t", unlisted=dict(found.unlisted),
+                          missing_ids=[v for v, _ in found.missing.values()],
+                          extra_ids=[v for v, _ in found.extra.values()],
+                          changed_ids=list(found.changed.values()))
+    assert (report.missing_count, report.extra_count, report.changed_count) == (600, 30, 1)
+    assert not report.equal
+    assert report.to_dict()["missing_count"] == 600 and len(report.to_dict()["missing_ids"]) < 25
