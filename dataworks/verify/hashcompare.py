@@ -65,6 +65,7 @@ async def expected_documents(raw: bytes, transform: Transform | None) -> list[by
 # about 60 MB at the limit); beyond it they are only counted. A hash verify of a half-copied
 # 60M-document target would otherwise hold 30M of them (about 9 GB).
 MAX_LISTED_IDS = 200_000
+_DIGEST_MOD = 1 << 128
 
 
 @dataclass
@@ -94,16 +95,30 @@ class Differences:
     changed: dict[Any, Any] = field(default_factory=dict)
     unlisted: dict[str, int] = field(default_factory=dict)  # kind -> count beyond the budget
     budget: ListingBudget = field(default_factory=ListingBudget, repr=False)
+    # Every missing and every extra document, listed or not, as a count and a sum of digests:
+    # equal counts and sums mean each missing document was found elsewhere (a transform moved
+    # its `_id` to another partition), even past the listing budget where `reconcile` cannot
+    # pair them by `_id`. So the verdict stays exact whatever the budget.
+    missing_total: int = 0
+    extra_total: int = 0
+    missing_sum: int = 0
+    extra_sum: int = 0
 
     def add_missing(self, document: bytes) -> None:
+        hashed = digest(document)
+        self.missing_total += 1
+        self.missing_sum = (self.missing_sum + int.from_bytes(hashed)) % _DIGEST_MOD
         if self._listed("missing"):
             value = document_id(document)
-            self.missing[id_key(value)] = (value, digest(document))
+            self.missing[id_key(value)] = (value, hashed)
 
     def add_extra(self, document: bytes) -> None:
+        hashed = digest(document)
+        self.extra_total += 1
+        self.extra_sum = (self.extra_sum + int.from_bytes(hashed)) % _DIGEST_MOD
         if self._listed("extra"):
             value = document_id(document)
-            self.extra[id_key(value)] = (value, digest(document))
+            self.extra[id_key(value)] = (value, hashed)
 
     def add_changed(self, value: Any) -> None:
         if self._listed("changed"):
@@ -125,6 +140,16 @@ class Differences:
         self.changed.update(other.changed)
         for kind, count in other.unlisted.items():
             self.unlisted[kind] = self.unlisted.get(kind, 0) + count
+        self.missing_total += other.missing_total
+        self.extra_total += other.extra_total
+        self.missing_sum = (self.missing_sum + other.missing_sum) % _DIGEST_MOD
+        self.extra_sum = (self.extra_sum + other.extra_sum) % _DIGEST_MOD
+
+    def missing_equals_extra(self) -> bool:
+        """Whether the documents missing in their partition are exactly those found extra in
+        another (same count, same sum of 128-bit digests), listed or not."""
+        return (self.missing_total == self.extra_total
+                and self.missing_sum == self.extra_sum)
 
     def reconcile(self) -> None:
         """Pair a missing and an extra document with the same `_id`: same bytes is a match,

@@ -11,13 +11,14 @@ so splitting would multiply scans instead of sharing one.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.errors import OperationFailure
 
 from dataworks.core.clients import ReadOnlyCollection
+from dataworks.migrations.partitioning import ALL, NATURAL, OTHER, RANGE_GROUPS, Partition
 from dataworks.verify.rawdocs import document_id, sort_key
 
 #: Type brackets worth splitting, by sort rank, with their `$type` alias.
@@ -89,3 +90,32 @@ async def plan_partitions(
             f"single partition: the source has no $sample ({exc.code})"
         )
     return partitions_from_sample(sampled, count), f"$sample of {len(sampled)} _ids"
+
+
+async def uncovered_id_groups(given: Sequence[Any], source: ReadOnlyCollection,
+                              target: Any) -> list[VerifyPartition]:
+    """Partitions for the `_id` type groups that the migration's plan (made from the source)
+    does not cover but that either side holds now.
+
+    A plan covers the groups the source had when it was made. Documents on the target whose
+    `_id` type the source lacks (a stray write, another run's output, a transform that turns
+    ObjectIds into strings or sub-documents) would otherwise never be read, and the target
+    would pass as equal. Each probe is one indexed `find_one` per side and group. Partitions
+    that are not the engine's (`VerifyPartition`, filters) must cover the collection already.
+    """
+    groups = set()
+    for part in given:
+        group = getattr(part, "group", None)
+        if group is None or group in (ALL, NATURAL):
+            return []  # the caller's own partitions, or one reading the whole collection
+        groups.add(group)
+    added: list[VerifyPartition] = []
+    for group in (*RANGE_GROUPS, OTHER):
+        if group in groups:
+            continue
+        condition = {"_id": Partition(0, group).id_filter()}
+        for side in (target, source):
+            if await side.find_one(condition, projection={"_id": 1}) is not None:
+                added.append(VerifyPartition(condition, f"{group} _ids (not in the plan)"))
+                break
+    return added
