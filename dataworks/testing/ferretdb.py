@@ -86,7 +86,7 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
                 return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"FerretDB did not accept connections on 127.0.0.1:{port} in {timeout}s")
+    raise RuntimeError(f"the server did not accept connections on 127.0.0.1:{port} in {timeout}s")
 
 
 @dataclass
@@ -156,16 +156,21 @@ def _cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_stop(args: argparse.Namespace) -> int:
-    registry = Path(args.state) / "servers.json"
+def stop_registered(state: Path) -> None:
+    """Stop the servers a `start` command recorded in `state/servers.json` (any server kind)."""
+    registry = state / "servers.json"
     if not registry.is_file():
-        return 0
+        return
     for server in json.loads(registry.read_text()):
         try:
             os.kill(server["pid"], signal.SIGTERM)
         except ProcessLookupError:
             pass
     registry.unlink()
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    stop_registered(Path(args.state))
     return 0
 
 

@@ -1,0 +1,241 @@
+/*
+ * DataWorks' launcher for mongo-java-server (the second test server, next to FerretDB).
+ *
+ *   java -cp "classes:lib/*" DataWorksMongoServer --port N [--backend memory|h2] [--file PATH] [--oplog]
+ *
+ * Binds 127.0.0.1 only, prints "listening 127.0.0.1:N" once it accepts connections, stops on
+ * SIGTERM. What it changes on top of the library, and why:
+ *  - reports MongoDB 4.4 / wire version 9: PyMongo >= 4.14 refuses the library's newest (wire 8);
+ *  - answers an explicit `hello` like `isMaster` (the library knows only the latter);
+ *  - change streams (with --oplog): the aggregate reply carries `operationTime` (PyMongo needs
+ *    it to open a stream without a start time), and an update event's `documentKey` is
+ *    `{_id: ...}` (the library puts the update document there).
+ */
+
+import java.lang.reflect.Field;
+import java.lang.reflect.Method;
+import java.util.List;
+import java.util.stream.Stream;
+
+import de.bwaldvogel.mongo.MongoBackend;
+import de.bwaldvogel.mongo.MongoCollection;
+import de.bwaldvogel.mongo.MongoServer;
+import de.bwaldvogel.mongo.MongoVersion;
+import de.bwaldvogel.mongo.backend.Cursor;
+import de.bwaldvogel.mongo.backend.aggregation.Aggregation;
+import de.bwaldvogel.mongo.backend.aggregation.stage.AggregationStage;
+import de.bwaldvogel.mongo.backend.h2.H2Backend;
+import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
+import de.bwaldvogel.mongo.bson.BsonTimestamp;
+import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.oplog.Oplog;
+import io.netty.channel.Channel;
+
+public final class DataWorksMongoServer {
+
+    static final MongoVersion MONGO_4_4 = new MongoVersion() {
+        @Override
+        public List<Integer> getVersionArray() {
+            return List.of(4, 4, 0);
+        }
+
+        @Override
+        public int getWireVersion() {
+            return 9;
+        }
+    };
+
+    /** Start time of the change stream opened by the current command (same thread). */
+    static final ThreadLocal<BsonTimestamp> STREAM_START = new ThreadLocal<>();
+
+    public static void main(String[] args) throws Exception {
+        int port = -1;
+        String backendName = "memory";
+        String file = null;
+        boolean oplog = false;
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--port" -> port = Integer.parseInt(args[++i]);
+                case "--backend" -> backendName = args[++i];
+                case "--file" -> file = args[++i];
+                case "--oplog" -> oplog = true;
+                default -> throw new IllegalArgumentException("unknown argument: " + args[i]);
+            }
+        }
+        if (port < 0) {
+            throw new IllegalArgumentException("--port is required");
+        }
+        MongoBackend backend = switch (backendName) {
+            case "memory" -> new Memory();
+            case "h2" -> new H2(requireFile(file));
+            default -> throw new IllegalArgumentException("--backend must be memory or h2");
+        };
+        backend.version(MONGO_4_4);
+        MongoServer server = new MongoServer(backend);
+        if (oplog) {
+            server.enableOplog();
+        }
+        server.bind("127.0.0.1", port);
+        // shutdownNow closes the backend too, which commits the H2 file.
+        Runtime.getRuntime().addShutdownHook(new Thread(server::shutdownNow));
+        System.out.println("listening 127.0.0.1:" + port);
+        System.out.flush();
+        Thread.currentThread().join();
+    }
+
+    private static String requireFile(String file) {
+        if (file == null) {
+            throw new IllegalArgumentException("--backend h2 needs --file PATH");
+        }
+        return file;
+    }
+
+    /** The command fixes both backends share. */
+    static Document handle(MongoBackendCall call, Channel channel, String db, String command,
+                           Document query) {
+        if (command.equalsIgnoreCase("hello")) {
+            Document reply = call.handle(channel, db, "isMaster", query);
+            reply.put("isWritablePrimary", Boolean.TRUE);
+            return reply;
+        }
+        STREAM_START.remove();
+        Document reply = call.handle(channel, db, command, query);
+        BsonTimestamp start = STREAM_START.get();
+        if (start != null && command.equalsIgnoreCase("aggregate")) {
+            reply.put("operationTime", start);
+            STREAM_START.remove();
+        }
+        return reply;
+    }
+
+    interface MongoBackendCall {
+        Document handle(Channel channel, String db, String command, Document query);
+    }
+
+    static Oplog fixOplog(Oplog oplog, MongoBackend backend) {
+        @SuppressWarnings("unchecked")
+        MongoCollection<Document> collection = (MongoCollection<Document>)
+            backend.resolveDatabase("local").resolveCollection("oplog.rs", true);
+        return new FixedOplog(oplog, collection);
+    }
+
+    static final class Memory extends MemoryBackend {
+        @Override
+        public Document handleCommand(Channel channel, String db, String command, Document query) {
+            return handle(super::handleCommand, channel, db, command, query);
+        }
+
+        @Override
+        protected Oplog createOplog() {
+            return fixOplog(super.createOplog(), this);
+        }
+    }
+
+    static final class H2 extends H2Backend {
+        H2(String file) {
+            super(file);
+        }
+
+        @Override
+        public Document handleCommand(Channel channel, String db, String command, Document query) {
+            return handle(super::handleCommand, channel, db, command, query);
+        }
+
+        @Override
+        protected Oplog createOplog() {
+            return fixOplog(super.createOplog(), this);
+        }
+    }
+
+    /** The library's oplog, with a known start time and a corrected update `documentKey`. */
+    static final class FixedOplog implements Oplog {
+        private final Oplog delegate;
+        private final MongoCollection<Document> collection;
+        private final Object clock;
+        private final Method clockNow;
+
+        FixedOplog(Oplog delegate, MongoCollection<Document> collection) {
+            this.delegate = delegate;
+            this.collection = collection;
+            try {
+                Field field = delegate.getClass().getDeclaredField("oplogClock");
+                field.setAccessible(true);
+                clock = field.get(delegate);
+                clockNow = clock.getClass().getDeclaredMethod("now");
+                clockNow.setAccessible(true);
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException("unexpected mongo-java-server oplog", e);
+            }
+        }
+
+        @Override
+        public void handleInsert(String namespace, List<Document> documents) {
+            delegate.handleInsert(namespace, documents);
+        }
+
+        @Override
+        public void handleUpdate(String namespace, Document selector, Document query, List<Object> ids) {
+            delegate.handleUpdate(namespace, selector, query, ids);
+        }
+
+        @Override
+        public void handleDelete(String namespace, Document query, List<Object> deletedIds) {
+            delegate.handleDelete(namespace, query, deletedIds);
+        }
+
+        @Override
+        public void handleDropCollection(String namespace) {
+            delegate.handleDropCollection(namespace);
+        }
+
+        @Override
+        public Cursor createCursor(Document changeStream, String namespace, Aggregation aggregation) {
+            if (!changeStream.containsKey("startAfter") && !changeStream.containsKey("resumeAfter")
+                && !changeStream.containsKey("startAtOperationTime")) {
+                // Start "now", explicitly, so the reply can say where: the first event after
+                // the last one written (the library's increment is global and grows by one).
+                BsonTimestamp now = now();
+                BsonTimestamp start = new BsonTimestamp(
+                    ((long) now.getTime() << 32) | (now.getInc() + 1L));
+                changeStream = changeStream.clone().append("startAtOperationTime", start);
+                STREAM_START.set(start);
+            }
+            aggregation.getStages().add(0, new UpdateDocumentKey());
+            return delegate.createCursor(changeStream, namespace, aggregation);
+        }
+
+        private BsonTimestamp now() {
+            try {
+                return (BsonTimestamp) clockNow.invoke(clock);
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+
+        /** Replaces an update event's documentKey (the update) with the `{_id}` from the oplog. */
+        final class UpdateDocumentKey implements AggregationStage {
+            @Override
+            public String name() {
+                return "$dataworksUpdateDocumentKey";
+            }
+
+            @Override
+            public Stream<Document> apply(Stream<Document> events) {
+                return events.map(event -> {
+                    if (!"update".equals(event.get("operationType"))) {
+                        return event;
+                    }
+                    Object time = event.get("clusterTime");
+                    Document entry = collection.queryAllAsStream()
+                        .filter(e -> time.equals(e.get("ts")))
+                        .findFirst()
+                        .orElse(null);
+                    if (entry != null && entry.get("o2") instanceof Document key) {
+                        event.put("documentKey", new Document("_id", key.get("_id")));
+                    }
+                    return event;
+                });
+            }
+        }
+    }
+}
