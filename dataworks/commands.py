@@ -6,15 +6,21 @@ These functions never print; they return report objects and raise `DataWorksErro
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from dataworks.config.settings import Settings
 from dataworks.core.endpoints import source_endpoint, target_endpoint
 from dataworks.core.retry import RetryPolicy
 from dataworks.errors import UserError
+from dataworks.migrations.database import DatabaseOptions, DatabaseRun
+from dataworks.migrations.database_report import DatabaseReport
 from dataworks.migrations.engine import MigrationEngine, MigrationOptions
 from dataworks.migrations.finishing import VERIFY_MODES, FinishingOptions
 from dataworks.migrations.loading import load_strategy
+from dataworks.migrations.namespaces import Selection
 from dataworks.migrations.report import MigrationReport
+from dataworks.migrations.strategy import BaseMigrationStrategy, DefaultStrategy
+from dataworks.migrations.strategy_map import read_strategy_map
 from dataworks.monitoring.metrics import RunMetrics
 
 
@@ -46,7 +52,63 @@ async def migrate(
     request units counted into `metrics.request_units`.
     """
     strategy_cls, strategy_ref = load_strategy(strategy)
-    options = MigrationOptions(
+    options = _migration_options(
+        settings, strategy_cls=strategy_cls, strategy_ref=strategy_ref,
+        checkpoint_store=checkpoint_store, force_from_start=force_from_start,
+        drop_target=drop_target, unacknowledged=unacknowledged, handle_signals=handle_signals,
+        run_dir=run_dir, source_kind=source_kind, target_kind=target_kind, verify=verify,
+        sample_size=sample_size, create_indexes=create_indexes, disable_indexes=disable_indexes)
+    return await MigrationEngine(options, metrics).run()
+
+
+async def migrate_database(
+    settings: Settings,
+    selection: Selection,
+    *,
+    strategy: str | None = None,
+    strategy_map: str | None = None,
+    parallel_collections: int | None = None,
+    metrics: RunMetrics | None = None,
+    run: list[DatabaseRun] | None = None,
+    **options: Any,
+) -> DatabaseReport:
+    """Copy many collections (see `migrations.namespaces` for `selection`) in one run; each
+    collection resumes from its own checkpoint. `options` are `migrate`'s keyword options.
+    With `strategy_map`, the first matching entry decides; `strategy` is for the rest.
+
+    `run`, when given, receives the `DatabaseRun` before it starts (progress displays read it).
+    """
+    rules = read_strategy_map(strategy_map) if strategy_map else None
+    base = _migration_options(settings, strategy_cls=DefaultStrategy, strategy_ref="default",
+                              **options)
+    database_run = DatabaseRun(DatabaseOptions(
+        base=base, selection=selection, strategy=strategy, strategy_map=rules,
+        parallel_collections=parallel_collections or settings.mig_parallel_collections,
+    ), metrics)
+    if run is not None:
+        run.append(database_run)
+    return await database_run.run()
+
+
+def _migration_options(
+    settings: Settings,
+    *,
+    strategy_cls: type[BaseMigrationStrategy],
+    strategy_ref: str,
+    checkpoint_store: str = "target",
+    force_from_start: bool = False,
+    drop_target: bool = False,
+    unacknowledged: bool = False,
+    handle_signals: bool = False,
+    run_dir: Path = Path(".dataworks/runs"),
+    source_kind: str = "auto",
+    target_kind: str = "auto",
+    verify: str = "count",
+    sample_size: int = 1000,
+    create_indexes: bool = False,
+    disable_indexes: bool = False,
+) -> MigrationOptions:
+    return MigrationOptions(
         source=source_endpoint(settings),
         target=target_endpoint(settings),
         strategy_cls=strategy_cls,
@@ -75,7 +137,6 @@ async def migrate(
             parallelism=settings.parallel_cursors,
         ),
     )
-    return await MigrationEngine(options, metrics).run()
 
 
 def _verify_mode(mode: str) -> str:

@@ -19,6 +19,9 @@ from dataworks.config.settings import Settings
 from dataworks.core.clients import connect
 from dataworks.core.endpoints import target_endpoint
 from dataworks.errors import CheckpointError
+from dataworks.migrations.database import DATABASE_RUN
+
+FINISHED = ("completed", "already finished", "skipped", "view created")
 
 checkpoints_app = typer.Typer(help="Inspect or discard saved run state.", no_args_is_help=True)
 
@@ -49,6 +52,22 @@ def _progress(run: dict[str, Any]) -> str:
     return f"{int(done):,}" + (f" / {int(total):,}" if total is not None else "")
 
 
+def _add_database_run(table: Table, run: dict[str, Any], by_id: dict[str, Any]) -> None:
+    """The database run, then one indented row per collection with its own checkpoint."""
+    collections = [c for c in run.get("collections", []) if isinstance(c, dict)]
+    done = sum(1 for c in collections if c.get("status") in FINISHED)
+    table.add_row(str(run["run_id"]), str(run.get("source", "")), str(run.get("target", "")),
+                  "database run", f"{done} / {len(collections)} collections",
+                  "yes" if run.get("finished") else "no")
+    for c in collections:
+        child = by_id.get(str(c.get("run_id")), {})
+        finished = child.get("finished") or c.get("status") in FINISHED
+        table.add_row(f"  └ {c.get('run_id') or '-'}", f"  {c.get('source', '')}",
+                      f"  {c.get('target', '')}", str(c.get("strategy", "")),
+                      _progress(child) or str(c.get("status", "")),
+                      "yes" if finished else "no")
+
+
 @checkpoints_app.command("list")
 @command_options
 def list_runs(store: StoreOption = "target", target_uri: TargetUriOption = None, *,
@@ -60,7 +79,15 @@ def list_runs(store: StoreOption = "target", target_uri: TargetUriOption = None,
     table.add_column("run id", no_wrap=True)  # people copy it into `show`/`delete`
     for column in ("source", "target", "strategy", "documents", "finished"):
         table.add_column(column, overflow="fold")
+    by_id = {str(run["run_id"]): run for run in runs}
+    grouped = {c.get("run_id") for run in runs if run.get("kind") == DATABASE_RUN
+               for c in run.get("collections", []) if isinstance(c, dict)}
     for run in runs:
+        if run["run_id"] in grouped:
+            continue  # shown under its database run
+        if run.get("kind") == DATABASE_RUN:
+            _add_database_run(table, run, by_id)
+            continue
         table.add_row(str(run["run_id"]), str(run.get("source", "")), str(run.get("target", "")),
                       str(run.get("strategy", "")), _progress(run),
                       "yes" if run.get("finished") else "no")

@@ -34,22 +34,47 @@ _PARAMETERS = [
 ]
 
 
-def endpoint_options(func: F) -> F:
+_SOURCE_DBS = inspect.Parameter(
+    "source_db",
+    inspect.Parameter.KEYWORD_ONLY,
+    default=None,
+    annotation=Annotated[list[str] | None, typer.Option(
+        "--source-db", help="Source database; repeat it (without --source-collection) to copy "
+        "every collection of several databases.", rich_help_panel=PANEL)],
+)
+
+
+def endpoint_options(func: F | None = None, *, many_source_dbs: bool = False) -> Any:
     """Add the six connection options; the command receives them as `endpoints`, a dict of
-    settings overrides (only the options given)."""
+    settings overrides (only the options given). With `many_source_dbs` (migrate),
+    `--source-db` may be repeated and the command also receives `source_dbs`, the list."""
+    if func is None:
+        return lambda f: _with_endpoints(f, many_source_dbs)
+    return _with_endpoints(func, many_source_dbs)
+
+
+def _with_endpoints(func: F, many_source_dbs: bool) -> F:
     signature = inspect.signature(func)
-    own = [p for name, p in signature.parameters.items() if name != "endpoints"]
+    own = [p for name, p in signature.parameters.items()
+           if name not in ("endpoints", "source_dbs")]
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if many_source_dbs:
+            dbs = list(kwargs["source_db"] or [])
+            kwargs["source_db"] = dbs[0] if len(dbs) == 1 else None
+            kwargs["source_dbs"] = dbs
         endpoints = {
             ENDPOINT_FIELDS[name][1]: kwargs.pop(name) for name in ENDPOINT_FIELDS
         }
         return func(*args, endpoints={k: v for k, v in endpoints.items() if v}, **kwargs)
 
+    parameters = [_SOURCE_DBS if many_source_dbs and p.name == "source_db" else p
+                  for p in _PARAMETERS]
+
     keyword = [p for p in own if p.kind is p.KEYWORD_ONLY]
     positional = [p for p in own if p.kind is not p.KEYWORD_ONLY]
     wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=positional + _PARAMETERS + keyword
+        parameters=positional + parameters + keyword
     )
     return wrapper  # type: ignore[return-value]

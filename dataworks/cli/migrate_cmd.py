@@ -21,13 +21,19 @@ from dataworks.cli.monitoring_options import (
     print_request_units,
 )
 from dataworks.cli.endpoint_options import endpoint_options
-from dataworks.errors import Interrupted, RunFailed
+from dataworks.cli.database_view import (
+    database_selection,
+    run_database,
+    write_report,
+)
+from dataworks.errors import Interrupted, RunFailed, UserError
 from dataworks.migrations.report import MigrationReport
 from dataworks.monitoring.metrics import RunMetrics
 from dataworks.monitoring.progress import show_progress
 from dataworks.monitoring.session import monitor_run
 
 PANEL = "Migration"
+DB_PANEL = "Many collections (a database run)"
 
 
 class VerifyChoice(str, Enum):
@@ -37,7 +43,7 @@ class VerifyChoice(str, Enum):
     none = "none"
 
 
-@endpoint_options
+@endpoint_options(many_source_dbs=True)
 @command_options
 def migrate(
     strategy: Annotated[str | None, typer.Option(
@@ -85,17 +91,61 @@ def migrate(
     disable_indexes: Annotated[bool, typer.Option(
         "--disable-indexes", help="Load without secondary indexes, build them after the data.",
         rich_help_panel=PANEL)] = False,
+    all_databases: Annotated[bool, typer.Option(
+        "--all-databases", help="Every database but admin, local, config and the checkpoints'.",
+        rich_help_panel=DB_PANEL)] = False,
+    ns_include: Annotated[list[str] | None, typer.Option(
+        "--ns-include", help="Only namespaces matching this db.collection glob (repeatable).",
+        rich_help_panel=DB_PANEL)] = None,
+    ns_exclude: Annotated[list[str] | None, typer.Option(
+        "--ns-exclude", help="Leave out namespaces matching this glob (repeatable).",
+        rich_help_panel=DB_PANEL)] = None,
+    ns_from: Annotated[list[str] | None, typer.Option(
+        "--ns-from", help="Rename: source pattern with $var$ placeholders (pairs with --ns-to).",
+        rich_help_panel=DB_PANEL)] = None,
+    ns_to: Annotated[list[str] | None, typer.Option(
+        "--ns-to", help="Rename: target pattern using the --ns-from $var$s.",
+        rich_help_panel=DB_PANEL)] = None,
+    strategy_map: Annotated[str | None, typer.Option(
+        "--strategy-map", help="TOML file: strategy and options per namespace, first match wins.",
+        rich_help_panel=DB_PANEL)] = None,
+    parallel_collections: Annotated[int | None, typer.Option(
+        "--parallel-collections", min=1, help="Collections copied at once, largest first "
+        "(MIG_PARALLEL_COLLECTIONS); they share the insert workers.",
+        rich_help_panel=DB_PANEL)] = None,
+    report_file: Annotated[str | None, typer.Option(
+        "--report", help="Write the summary (per collection, with totals) as JSON to FILE.",
+        rich_help_panel=PANEL)] = None,
     *,
     endpoints: dict[str, str],
+    source_dbs: list[str],
     common: CommonOptions,
 ) -> None:
-    """Copy a collection to the target, resumable: run the same command again to resume."""
+    """Copy a collection (or whole databases) to the target, resumable: run the same
+    command again to resume."""
     settings = common.settings(
         mig_batch_size=batch_size,
         max_insert_workers=workers,
         parallel_cursors=parallel_cursors,
         **endpoints,
     )
+    selection = database_selection(
+        common, settings, endpoints, source_dbs, all_databases=all_databases,
+        include=ns_include, exclude=ns_exclude, rename_from=ns_from, rename_to=ns_to,
+        strategy_map=strategy_map, parallel_collections=parallel_collections)
+    if selection is not None:
+        if preview is not None or json_output:
+            raise UserError("--preview shows one collection", hint="add --source-collection")
+        run_database(settings, selection, common=common, strategy=strategy,
+                     strategy_map=strategy_map, parallel_collections=parallel_collections,
+                     report_file=report_file, metrics_file=metrics_file, options=dict(
+                         checkpoint_store=checkpoint_store, force_from_start=force_from_start,
+                         drop_target=drop_target, unacknowledged=unacknowledged,
+                         handle_signals=True, source_kind=source_kind.value,
+                         target_kind=target_kind.value, verify=verify.value,
+                         sample_size=sample_size, create_indexes=create_indexes,
+                         disable_indexes=disable_indexes))
+        return
     if preview is not None or json_output:  # reads N docs, writes nothing (migrations/preview.py)
         from dataworks.cli.preview_view import show_preview
 
@@ -132,6 +182,8 @@ def migrate(
         raise
     render_report(report)
     print_request_units(metrics)
+    if report_file:
+        write_report(report_file, report.to_dict())
     if report.verified_equal is False:
         raise RunFailed(
             f"verification ({verify.value}) found differences between source and target",

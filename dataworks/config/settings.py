@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     mig_batch_size: int = Field(
         1_000, gt=0, validation_alias=_env("MIG_BATCH_SIZE", "FRAMEWORK_BATCH_SIZE")
     )
+    mig_parallel_collections: int = Field(
+        2, gt=0, validation_alias=_env("MIG_PARALLEL_COLLECTIONS")
+    )  # collections of a database run copied at once (they share the insert workers)
     mig_target_max_pool_size: int = Field(
         10, gt=0, validation_alias=_env("MIG_TARGET_MAX_POOL_SIZE", "FRAMEWORK_TARGET_MAX_POOL_SIZE")
     )

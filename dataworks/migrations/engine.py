@@ -85,6 +85,9 @@ class MigrationOptions:
     finishing: FinishingOptions = field(default_factory=FinishingOptions)
     source_kind: str = "auto"  # cosmos | mongodb | auto (by host): Cosmos sides count RU
     target_kind: str = "auto"
+    # One limiter shared by the collections of a database run: N collections never put more
+    # than `workers` inserts in flight together (None: this run's own).
+    shared_limiter: AdaptiveLimiter | None = None
 
 
 class MigrationEngine:
@@ -278,8 +281,8 @@ class MigrationEngine:
                         base_state: dict[str, Any]) -> None:
         opts = self.options
         queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2 * opts.workers)
-        limiter = AdaptiveLimiter(opts.workers, recovery_s=opts.throttle_recovery_s,
-                                  metrics=self.metrics)
+        limiter = opts.shared_limiter or AdaptiveLimiter(
+            opts.workers, recovery_s=opts.throttle_recovery_s, metrics=self.metrics)
         writer = BatchWriter(target, policy=opts.retry, metrics=self.metrics,
                              dead_letter=dead_letter, limiter=limiter)
         transform = strategy.transform if strategy.transforms() else None

@@ -1,0 +1,387 @@
+"""A database run: many collections in one command, each one today's single-collection
+pipeline (`MigrationEngine`), under one run identity.
+
+    plan (read-only: list the source, match patterns, load every strategy)  -- exit 2 here
+      └─ database run document in the checkpoint store (which collections, their outcomes)
+           └─ collection job x N, N = --parallel-collections, largest first
+                create the target with the source's options -> engine.run() -> validator
+           └─ views, after every collection they could read
+
+Every collection keeps its own checkpoint (the engine's run id), so an interrupted run
+resumes each unfinished collection exactly and finds finished ones finished without reading
+them. One `AdaptiveLimiter` is shared by all engines: N collections never have more than
+`workers` inserts in flight together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from dataworks.checkpoints.store import CHECKPOINT_FORMAT, CheckpointStore, parse_store_spec
+from dataworks.core.clients import Endpoint, check_reachable, connect, fast_count
+from dataworks.core.endpoints import SOURCE_SETTING, TARGET_SETTING
+from dataworks.core.throttle import AdaptiveLimiter
+from dataworks.errors import Interrupted, UserError
+from dataworks.migrations import collection_options as copts
+from dataworks.migrations.database_report import CollectionOutcome, DatabaseReport
+from dataworks.migrations.engine import MigrationEngine, MigrationOptions
+from dataworks.migrations.identity import run_id_for
+from dataworks.migrations.loading import load_strategy
+from dataworks.migrations.namespaces import (
+    SYSTEM_DATABASES,
+    NamespacePair,
+    Selection,
+    plan_namespaces,
+)
+from dataworks.migrations.strategy_map import StrategyMap
+from dataworks.monitoring.logs import event
+from dataworks.monitoring.metrics import RunMetrics
+
+log = logging.getLogger("dataworks.migrate")
+DATABASE_RUN = "database"  # `kind` of the run document
+
+
+@dataclass
+class DatabaseOptions:
+    base: MigrationOptions  # endpoints' URIs and pools, batch size, workers, finishing, ...
+    selection: Selection
+    strategy: str | None = None  # --strategy: every collection the map does not match
+    strategy_map: StrategyMap | None = None
+    parallel_collections: int = 2
+
+
+@dataclass
+class CollectionJob:
+    pair: NamespacePair
+    info: dict[str, Any]  # the source's listCollections entry
+    outcome: CollectionOutcome
+    options: MigrationOptions | None = None  # None for views and skipped collections
+    size: int = 0  # bytes (collStats), for largest first
+    count: int = 0
+    metrics: RunMetrics = field(default_factory=RunMetrics)
+
+
+class DatabaseRun:
+    def __init__(self, options: DatabaseOptions, metrics: RunMetrics | None = None) -> None:
+        self.options = options
+        self.metrics = metrics or RunMetrics()  # the whole run (sums of the collections)
+        self.stop = asyncio.Event()
+        self.jobs: list[CollectionJob] = []
+        self.report: DatabaseReport | None = None  # set once planned
+        self._signals = 0
+        self._store_lock = asyncio.Lock()
+
+    # -- what the progress display reads ---------------------------------------------------
+
+    def running(self) -> list[CollectionJob]:
+        return [j for j in self.jobs if j.outcome.status == "running"]
+
+    def finished_count(self) -> int:
+        return sum(j.outcome.status not in ("not started", "running") for j in self.jobs)
+
+    def refresh_metrics(self) -> RunMetrics:
+        """Fold the collections' counters into the run's (documents of collections that
+        finished in an earlier run count as resumed)."""
+        m = self.metrics
+        jobs = [j for j in self.jobs if j.options is not None]
+        for name in ("read", "written", "already_present", "transformed", "dropped", "rejected",
+                     "bytes_written", "batches", "retries", "throttled", "errors"):
+            setattr(m, name, sum(getattr(j.metrics, name) for j in jobs))
+        m.request_units = sum(j.metrics.request_units for j in jobs)
+        m.resumed_from = sum(
+            (j.outcome.source_count or 0) if j.outcome.status == "already finished"
+            else j.metrics.resumed_from for j in jobs)
+        m.total = sum(j.count for j in jobs)
+        return m
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def run(self) -> DatabaseReport:
+        base = self.options.base
+        kind, path = parse_store_spec(base.checkpoint_store)
+        if kind == "file" and path and path.endswith(".json"):
+            raise UserError("a database run keeps one checkpoint per collection: "
+                            f"--checkpoint-store file:{path} names a single file",
+                            hint="give a directory, e.g. --checkpoint-store file:checkpoints/")
+        source_client = connect(base.source)
+        target_client = connect(base.target)
+        try:
+            await check_reachable(source_client, base.source, side="source",
+                                  setting=SOURCE_SETTING)
+            await check_reachable(target_client, base.target, side="target",
+                                  setting=TARGET_SETTING)
+            self.jobs = await self._plan(source_client)
+            store = MigrationEngine(base)._checkpoint_store(target_client)
+            report = DatabaseReport(
+                run_id=self._run_id(), source=_masked(base.source), target=_masked(base.target),
+                checkpoint_store=store.description,
+                parallel_collections=self.options.parallel_collections,
+                collections=[j.outcome for j in self.jobs])
+            self.report = report
+            await self._execute(source_client, target_client, store, report)
+            return report
+        finally:
+            await source_client.close()
+            await target_client.close()
+
+    async def _plan(self, source_client: Any) -> list[CollectionJob]:
+        """Read-only: everything that can be refused is refused here, before any write."""
+        base, selection = self.options.base, self.options.selection
+        catalog = await _catalog(source_client, selection)
+        pairs = plan_namespaces(selection, {db: list(c) for db, c in catalog.items()})
+        jobs: list[CollectionJob] = []
+        strategies: dict[str | None, tuple[type, str]] = {}
+        for pair in pairs:
+            s_db, s_name = pair.source.split(".", 1)
+            t_db, t_name = pair.target.split(".", 1)
+            info = catalog[s_db][s_name]
+            rule = self.options.strategy_map.rule_for(pair.source) \
+                if self.options.strategy_map else None
+            spec = rule.strategy if rule else self.options.strategy
+            if spec not in strategies:
+                strategies[spec] = load_strategy(spec)  # PluginError (exit 2) if broken
+            cls, ref = strategies[spec]
+            outcome = CollectionOutcome(pair.source, pair.target,
+                                        kind=str(info.get("type", "collection")), strategy=ref)
+            job = CollectionJob(pair, info, outcome)
+            jobs.append(job)
+            if rule is not None and rule.skip:
+                outcome.status = "skipped"
+                continue
+            if copts.is_view(info):
+                continue
+            source = replace(base.source, db=s_db, collection=s_name)
+            target = replace(base.target, db=t_db, collection=t_name)
+            if source.host_key() == target.host_key() and pair.source == pair.target:
+                raise UserError(f"{pair.source} would be copied onto itself",
+                                hint="give --target-uri, --target-db or --ns-from/--ns-to")
+            finishing = base.finishing
+            if rule is not None and (rule.verify or rule.sample_size):
+                finishing = replace(finishing, verify_mode=rule.verify or finishing.verify_mode,
+                                    sample_size=rule.sample_size or finishing.sample_size)
+            job.options = replace(
+                base, source=source, target=target, strategy_cls=cls, strategy_ref=ref,
+                batch_size=(rule.batch_size if rule and rule.batch_size else base.batch_size),
+                finishing=finishing, handle_signals=False, drop_target=False,
+                force_from_start=base.force_from_start or base.drop_target)
+            outcome.run_id = run_id_for(source, target, ref)
+            await self._measure(source_client, job)
+        return jobs
+
+    async def _measure(self, source_client: Any, job: CollectionJob) -> None:
+        db, name = job.pair.source.split(".", 1)
+        try:
+            stats = await source_client[db].command("collStats", name)
+            job.size, job.count = int(stats.get("size", 0)), int(stats.get("count", 0))
+        except Exception:  # noqa: BLE001 - only the order depends on it
+            job.count = await fast_count(source_client[db][name])
+
+    def _run_id(self) -> str:
+        base, sel = self.options.base, self.options.selection
+        key = json.dumps([base.source.host_key(), base.target.host_key(),
+                          sorted(sel.source_dbs), sel.all_databases, list(sel.include),
+                          list(sel.exclude), list(sel.rename_from), list(sel.rename_to),
+                          sel.target_db])
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+        names = "_".join(sorted({j.pair.source.split(".")[0] for j in self.jobs}))[:30]
+        return f"migrate_db_{''.join(c if c.isalnum() else '_' for c in names)}_{digest}"
+
+    async def _execute(self, source_client: Any, target_client: Any, store: CheckpointStore,
+                       report: DatabaseReport) -> None:
+        base = self.options.base
+        started = time.monotonic()
+        previous = await store.load(report.run_id) or {}
+        earlier = {c.get("source"): c for c in previous.get("collections", [])
+                   if isinstance(c, dict)}
+        await self._save(store, report)
+        limiter = AdaptiveLimiter(base.workers, recovery_s=base.throttle_recovery_s,
+                                  metrics=self.metrics)
+        slots = asyncio.Semaphore(max(1, self.options.parallel_collections))
+        copies = sorted((j for j in self.jobs if j.options is not None),
+                        key=lambda j: (-j.size, -j.count, j.pair.source))
+        event(log, "database_run_started",
+              f"migrating {len(copies)} collections, {self.options.parallel_collections} at a "
+              "time, largest first", run_id=report.run_id, collections=len(copies))
+
+        async def copy(job: CollectionJob) -> None:
+            async with slots:
+                if self.stop.is_set():
+                    return
+                await self._copy_collection(job, target_client, limiter,
+                                            earlier.get(job.pair.source))
+                async with self._store_lock:
+                    await self._save(store, report)
+
+        with self._signal_handlers():
+            async with asyncio.TaskGroup() as group:
+                for job in copies:
+                    group.create_task(copy(job))
+            if not self.stop.is_set():
+                await self._views(target_client)
+        self.refresh_metrics()
+        self.metrics.finish()
+        report.duration_s = time.monotonic() - started
+        report.docs_per_second = self.metrics.docs_per_second()
+        report.peak_memory_mb = self.metrics.peak_rss_bytes / 1e6
+        statuses = {c.status for c in report.collections}
+        if "interrupted" in statuses or "not started" in statuses:
+            report.status = "interrupted"
+        elif "failed" in statuses:
+            report.status = "failed"
+        await self._save(store, report, final=True)
+        event(log, "database_run_finished",
+              f"{sum(c.ok for c in report.collections)} of {len(report.collections)} "
+              "collections right", run_id=report.run_id, status=report.status)
+        if report.status == "interrupted":
+            done = sum(c.status in ("completed", "already finished") for c in report.collections)
+            raise Interrupted(
+                f"interrupted with {done} of {len(copies)} collections finished; every "
+                f"collection's checkpoint is saved ({report.checkpoint_store})",
+                hint="run the same command again to resume")
+
+    async def _copy_collection(self, job: CollectionJob, target_client: Any,
+                               limiter: AdaptiveLimiter, earlier: dict[str, Any] | None) -> None:
+        assert job.options is not None
+        outcome, opts = job.outcome, replace(job.options, shared_limiter=limiter)
+        t_db = target_client[opts.target.db]
+        outcome.status = "running"
+        try:
+            if self.options.base.drop_target:
+                await t_db[opts.target.collection].drop()
+            outcome.option_problems = await copts.create_like_source(
+                t_db, opts.target.collection, job.info)
+            engine = MigrationEngine(opts, job.metrics)
+            engine.stop = self.stop  # one Ctrl-C stops every collection
+            result = await engine.run()
+            outcome.take(result)
+            if result.status == "nothing to do":
+                outcome.status = "already finished"
+                outcome.warnings.clear()
+                outcome.target_count = await fast_count(t_db[opts.target.collection])
+                if earlier and earlier.get("verification") is not None:
+                    outcome.verification = earlier["verification"]
+                    outcome.verified_earlier = True
+            else:
+                outcome.status = "completed"
+            outcome.option_problems += await copts.apply_validation(
+                t_db, opts.target.collection, job.info)
+        except Interrupted:
+            outcome.status = "interrupted"
+            self._partial(job)
+        except Exception as exc:  # noqa: BLE001 - one collection's failure is its row's
+            outcome.status = "failed"
+            outcome.error = str(exc)
+            self._partial(job)
+            log.error("%s failed: %s", job.pair.source, exc)
+
+    def _partial(self, job: CollectionJob) -> None:
+        m, outcome = job.metrics, job.outcome
+        outcome.read, outcome.migrated = m.read, m.written
+        outcome.already_present, outcome.rejected = m.already_present, m.rejected
+        outcome.resumed_from = m.resumed_from
+
+    async def _views(self, target_client: Any) -> None:
+        """Views after their sources: the pipeline runs over the renamed source collection."""
+        targets = {j.pair.source: j.pair.target for j in self.jobs}
+        for job in self.jobs:
+            if not copts.is_view(job.info) or job.outcome.status == "skipped":
+                continue
+            s_db = job.pair.source.split(".", 1)[0]
+            t_db, t_name = job.pair.target.split(".", 1)
+            view_on = f"{s_db}.{(job.info.get('options') or {}).get('viewOn')}"
+            on_db, on_name = targets.get(view_on, f"{t_db}.{view_on.split('.', 1)[1]}").split(
+                ".", 1)
+            if on_db != t_db:
+                job.outcome.option_problems.append(
+                    f"the view's source {view_on} goes to {on_db}, another database than the "
+                    f"view ({t_db}): a view cannot read across databases")
+                job.outcome.status = "failed"
+                continue
+            if view_on not in targets:
+                job.outcome.warnings.append(f"the view's source {view_on} is not copied")
+            job.outcome.option_problems += await copts.create_view(
+                target_client[t_db], t_name, job.info, on_name)
+            job.outcome.status = "view created"
+
+    # -- state -----------------------------------------------------------------------------
+
+    async def _save(self, store: CheckpointStore, report: DatabaseReport, *,
+                    final: bool = False) -> None:
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "kind": DATABASE_RUN,
+            "run_id": report.run_id,
+            "source": report.source,
+            "target": report.target,
+            "collections": [_stored(c) for c in report.collections],
+            "finished": final and report.status == "completed",
+            "updated_at": time.time(),
+        }
+        try:
+            await store.save(report.run_id, state)
+        except Exception as exc:  # noqa: BLE001 - the collections' own checkpoints stand
+            if not final:
+                raise
+            log.warning("could not save the database run's record (%s)", exc)
+
+    @contextlib.contextmanager
+    def _signal_handlers(self) -> Iterator[None]:
+        if not self.options.base.handle_signals:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            self._signals += 1
+            if self._signals > 1:
+                raise SystemExit(130)
+            log.warning("%s received: finishing in-flight batches of every running collection "
+                        "and saving their checkpoints (press again to stop at once)",
+                        signal.Signals(signum).name)
+            self.stop.set()
+
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, on_signal, signum)
+                installed.append(signum)
+        try:
+            yield
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+
+def _stored(outcome: CollectionOutcome) -> dict[str, Any]:
+    keep = ("source", "target", "kind", "strategy", "run_id", "status", "source_count",
+            "target_count", "verification", "error")
+    return {k: getattr(outcome, k) for k in keep} | {"option_problems": outcome.option_problems}
+
+
+def _masked(endpoint: Endpoint) -> str:
+    return endpoint.display().rsplit(" ", 1)[0]
+
+
+async def _catalog(client: Any, selection: Selection) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every database on the source and its collections' `listCollections` entries (only
+    the databases that can be selected are listed in full)."""
+    names = await client.list_database_names()
+    if selection.all_databases or not selection.source_dbs:
+        wanted = set(names) - SYSTEM_DATABASES
+    else:
+        wanted = set(selection.source_dbs) & set(names)
+    catalog: dict[str, dict[str, dict[str, Any]]] = {db: {} for db in names}
+    for db in wanted:
+        async for info in await client[db].list_collections():
+            catalog[db][info["name"]] = dict(info)
+    return catalog
+
