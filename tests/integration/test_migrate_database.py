@@ -361,3 +361,51 @@ def test_sigkill_mid_database_run_then_same_command(source_uri, target_uri, tmp_
     resumed = [r for r in rows.values() if r["status"] == "completed" and r["resumed_from"]]
     assert resumed, "a collection part-way at the kill should resume from its checkpoint"
     assert all(r["read"] <= r["source_count"] - r["resumed_from"] for r in resumed)
+
+
+def test_a_collection_that_differs_fails_the_run(source_uri, target_uri, unique_db_name,
+                                                 tmp_path):
+    """One collection's target already holds a different version of a document: the copy
+    counts it as already present, hash verification finds it, the run exits 1."""
+    src, dst = f"{unique_db_name}_src", unique_db_name
+    load(source_uri, src, "fine", shapes(100, "str"))
+    load(source_uri, src, "clash", shapes(100, "str"))
+    with MongoClient(target_uri) as client:
+        client[dst]["clash"].insert_one({"_id": "k-000007", "v": "not the source's"})
+    report_file = tmp_path / "report.json"
+    done = dataworks("migrate", "--profile", "dev", "--source-uri", source_uri,
+                     "--source-db", src, "--target-uri", target_uri, "--target-db", dst,
+                     "--verify", "hash", "--report", str(report_file), cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"1 of 2 collections are not right: {src}.clash (differs)" in done.stderr
+    assert "hash: DIFFERENT" in done.stdout
+    rows = {r["source"]: r for r in json.loads(report_file.read_text())["collections"]}
+    assert rows[f"{src}.fine"]["ok"] is True
+    clash = rows[f"{src}.clash"]
+    assert clash["ok"] is False and clash["already_present"] == 1 and clash["migrated"] == 99
+    assert clash["verification"]["changed_count"] == 1
+
+
+def test_sigint_stops_every_collection_and_prints_the_table(source_uri, target_uri,
+                                                            unique_db_name, tmp_path):
+    src, dst = f"{unique_db_name}_src", unique_db_name
+    for i in range(4):
+        load(source_uri, src, f"c{i}", mixed_documents(1500, seed=i))
+    args = ["migrate", "--profile", "dev", "--source-uri", source_uri, "--source-db", src,
+            "--target-uri", target_uri, "--target-db", dst, "--verify", "count"]
+    env = {**os.environ, "MIG_BATCH_SIZE": "100", "FRAMEWORK_CHECKPOINT_INTERVAL": "100"}
+    proc = subprocess.Popen([sys.executable, "-m", "dataworks", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while _progress(target_uri, dst)[1] < 1:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "resume with: dataworks migrate" in err
+    assert "interrupted" in out and "not started" in out  # the table of what was done
+    again = dataworks(*args, cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr
+    for i in range(4):
+        assert assert_identical((source_uri, src, f"c{i}"), (target_uri, dst, f"c{i}")) == 1500
