@@ -8,6 +8,8 @@ for people who test their own strategies and generators.
 - `mongo_client`: an `AsyncMongoClient` on `mongo_uri`.
 - `unique_db_name`: a fresh database name per test.
 - `run_strategy`: the `dataworks.testing.run_strategy` helper as a fixture.
+- `cosmos_source`: a `dataworks.testing.cosmos.CosmosStandIn` (Cosmos DB stand-in) in front
+  of the `source_uri` server, fresh per test: unlimited budget, counters at zero.
 
 The contract classes (`dataworks.testing.StrategyContract`, `GeneratorContract`) get pytest's
 assert rewriting from here.
@@ -89,3 +91,12 @@ def run_strategy() -> object:
     from dataworks.testing.run import run_strategy as helper
 
     return helper
+
+
+@pytest.fixture
+def cosmos_source(source_uri: str) -> Iterator[object]:
+    """The source server seen through a Cosmos DB stand-in (`.uri`, `.portal_uri()`)."""
+    from dataworks.testing.cosmos import CosmosStandIn
+
+    with CosmosStandIn.in_front_of(source_uri) as standin:
+        yield standin
