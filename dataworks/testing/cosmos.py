@@ -35,6 +35,10 @@ meter, refuse, shorten or rewrite each request. Behaviour:
   the portal's connection string works with `ssl=false`; see `portal_uri()`.
   Compression is refused (stripped from the handshake both ways) and `topologyVersion`
   dropped, so drivers poll instead of streaming `hello`.
+- **Login**: with `account` and `key` set, clients log in as on Cosmos (user = account,
+  password = key, SCRAM-SHA-1 answered by the proxy itself, `dataworks.testing.scram`);
+  commands before that get 13 `Unauthorized`, a wrong key 18 `AuthenticationFailed`. The
+  server behind needs no users. Without them, authentication passes through untouched.
 - **Retryable writes** are refused with Cosmos's message (a write carrying `txnNumber`
   outside a transaction); the error code (2) is this stand-in's choice, COSMOS.md has none.
 - **Change streams** need Cosmos's shape: `$changeStream` with `fullDocument:
@@ -43,7 +47,8 @@ meter, refuse, shorten or rewrite each request. Behaviour:
   a match and then a project stage"). Delete events never come out (the proxy adds an
   `operationType` filter); a throttled `getMore` on a change stream returns an empty page.
 
-`counters` (`CosmosCounters`) record what really happened, so tests can prove a fault was
+`counters` (`CosmosCounters`) record what really happened (including each handshake's
+`appName`), so tests can prove a fault was
 served and not just configured. The stand-in runs its own event loop in a daemon thread
 (like `dataworks.testing.proxy.FaultProxy`), so sync tests, async tests and subprocesses
 can all use `standin.uri`. Loopback only.
@@ -59,10 +64,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import quote_plus
 
 import bson
 
 from dataworks.testing.cosmos_cost import CostModel, RequestUnitBudget
+from dataworks.testing.scram import ScramError, ScramSha1Server
 from dataworks.testing.wire import (
     EXHAUST_ALLOWED,
     MORE_TO_COME,
@@ -82,6 +89,9 @@ REPLICA_SET = "globaldb"
 TOO_MANY_REQUESTS = 16500
 EXCEEDED_TIME_LIMIT = 50
 BAD_VALUE = 2
+UNAUTHORIZED = 13
+AUTHENTICATION_FAILED = 18
+AUTH_COMMANDS = frozenset({"saslstart", "saslcontinue"})
 THROTTLE_MESSAGES = ("retry_after", "request_rate_is_large", "insert_error")
 RETRYABLE_WRITES_REFUSED = (
     'Retryable writes are not supported. Please disable retryable writes by specifying '
@@ -117,6 +127,8 @@ class CosmosCounters:
     statistics_answered: int = 0  # getLastRequestStatistics answers with a charge
     statistics_request_units: float = 0.0  # the sum of the charges those answers gave
     charged_by_command: dict[str, float] = field(default_factory=dict)
+    app_names: list[str] = field(default_factory=list)  # appName of each handshake
+    failed_logins: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +140,8 @@ class _Connection:
     upstream_r: asyncio.StreamReader
     upstream_w: asyncio.StreamWriter
     last: tuple[str, float, float] | None = None  # command, RU, duration ms
+    scram: ScramSha1Server | None = None
+    authenticated: bool = False
 
 
 def throttle_text(variant: str, retry_after_ms: int) -> str:
@@ -158,6 +172,8 @@ class CosmosStandIn:
     throttle_message: str = "retry_after"
     server_side_retry: bool = False
     server_side_retry_limit_s: float = 60.0
+    account: str | None = None  # with `key`: clients must log in (SCRAM-SHA-1) as Cosmos's do
+    key: str | None = None
     port: int = 0
     counters: CosmosCounters = field(default_factory=CosmosCounters)
     _budget: RequestUnitBudget = field(default_factory=RequestUnitBudget)
@@ -192,13 +208,20 @@ class CosmosStandIn:
         return f"127.0.0.1:{self.port}"
 
     @property
-    def uri(self) -> str:
-        return f"mongodb://{self.address}/"
+    def _userinfo(self) -> str:
+        if self.account is None or self.key is None:
+            return ""
+        return f"{quote_plus(self.account)}:{quote_plus(self.key)}@"
 
-    def portal_uri(self, account: str = "acct") -> str:
+    @property
+    def uri(self) -> str:
+        return f"mongodb://{self._userinfo}{self.address}/"
+
+    def portal_uri(self, account: str | None = None) -> str:
         """The Azure portal's connection string for this stand-in: only `ssl` differs."""
-        return (f"mongodb://{self.address}/?ssl=false&replicaSet={REPLICA_SET}"
-                f"&retrywrites=false&maxIdleTimeMS=120000&appName=@{account}@")
+        app = account or self.account or "acct"
+        return (f"mongodb://{self._userinfo}{self.address}/?ssl=false&replicaSet={REPLICA_SET}"
+                f"&retrywrites=false&maxIdleTimeMS=120000&appName=@{app}@")
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -330,7 +353,7 @@ class CosmosStandIn:
         command = query.query.get("$query", query.query)
         is_hello = next(iter(command), "").lower() in HELLO
         if is_hello:
-            command.pop("compression", None)
+            self._note_handshake(command)
         reply = await self._forward(conn, frame, query.encode())
         if reply is not None and is_hello:
             answer = OpReply.parse(reply.payload)
@@ -349,7 +372,7 @@ class CosmosStandIn:
             return self._answer(frame, self._statistics(conn))
         if key in HELLO:
             body = msg.body
-            body.pop("compression", None)
+            self._note_handshake(body)
             msg.set_body(body)
             reply = await self._forward(conn, frame, msg.encode())
             if reply is not None:
@@ -357,14 +380,49 @@ class CosmosStandIn:
                 answer.set_body(self._present(answer.body))
                 reply.payload = answer.encode()
             return reply
+        if self._login_required:
+            if key in AUTH_COMMANDS:
+                return self._answer(frame, self._login(conn, key, msg.body))
+            if not conn.authenticated and key not in UNMETERED:
+                return self._answer(frame, _error(
+                    UNAUTHORIZED, f"Command {name} requires authentication", "Unauthorized"))
+        if key in UNMETERED:
+            self._strip_sessions(msg)
+            return await self._forward(conn, frame, msg.encode())
+        return await self._metered(conn, frame, msg, name, key)
+
+    @property
+    def _login_required(self) -> bool:
+        return self.account is not None and self.key is not None
+
+    def _login(self, conn: _Connection, key: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """saslStart/saslContinue answered here: the account's user and key, SCRAM-SHA-1."""
+        try:
+            if key == "saslstart":
+                if body.get("mechanism") != "SCRAM-SHA-1":
+                    raise ScramError(f"mechanism {body.get('mechanism')} is not offered")
+                conn.scram = ScramSha1Server({str(self.account): str(self.key)})
+                payload, done = conn.scram.first(bytes(body["payload"])), False
+            elif conn.authenticated:  # the optional empty last step
+                payload, done = b"", True
+            elif conn.scram is None:
+                raise ScramError("saslContinue before saslStart")
+            else:
+                payload, done = conn.scram.final(bytes(body["payload"])), True
+                conn.authenticated = True
+        except (ScramError, KeyError, TypeError):
+            self.counters.failed_logins += 1
+            return _error(AUTHENTICATION_FAILED, "Authentication failed.",
+                          "AuthenticationFailed")
+        return {"conversationId": 1, "done": done, "payload": bson.Binary(payload), "ok": 1.0}
+
+    def _strip_sessions(self, msg: OpMsg) -> None:
+        """Sessions are this proxy's promise when the server behind it has none."""
         if self._upstream_sessions is False and "lsid" in msg.body:
-            body = msg.body  # sessions are this proxy's promise, not the server's
+            body = msg.body
             for session_field in ("lsid", "txnNumber", "$clusterTime"):
                 body.pop(session_field, None)
             msg.set_body(body)
-        if key in UNMETERED:
-            return await self._forward(conn, frame, msg.encode())
-        return await self._metered(conn, frame, msg, name, key)
 
     async def _metered(self, conn: _Connection, frame: Frame, msg: OpMsg, name: str,
                        key: str) -> Frame | None:
@@ -376,6 +434,8 @@ class CosmosStandIn:
                 conn.last = (name, 0.0, 0.0)
                 return self._answer(frame, _error(BAD_VALUE, RETRYABLE_WRITES_REFUSED,
                                                   "BadValue"))
+        self._strip_sessions(msg)
+        body = msg.body
         change_stream = key == "aggregate" and _is_change_stream(body)
         if change_stream:
             problem = _change_stream_problem(body)
@@ -519,6 +579,16 @@ class CosmosStandIn:
             self._change_cursors.add(new_id)
         elif not opened and not new_id:
             self._change_cursors.discard(cursor_id)
+
+    def _note_handshake(self, hello: dict[str, Any]) -> None:
+        """Refuse compression; remember the appName a driver's first hello announces."""
+        hello.pop("compression", None)
+        if self._login_required:  # the login is ours: no speculative one, no mechanism list
+            hello.pop("speculativeAuthenticate", None)
+            hello.pop("saslSupportedMechs", None)
+        app = hello.get("client", {}).get("application", {}).get("name")
+        if app is not None:
+            self.counters.app_names.append(app)
 
     def _present(self, hello: dict[str, Any]) -> dict[str, Any]:
         """The server's hello, as Cosmos DB's: replica set `globaldb`, no compression."""

@@ -9,7 +9,8 @@ for people who test their own strategies and generators.
 - `unique_db_name`: a fresh database name per test.
 - `run_strategy`: the `dataworks.testing.run_strategy` helper as a fixture.
 - `cosmos_source`: a `dataworks.testing.cosmos.CosmosStandIn` (Cosmos DB stand-in) in front
-  of the `source_uri` server, fresh per test: unlimited budget, counters at zero.
+  of the `source_uri` server, fresh per test: unlimited budget, counters at zero, login as
+  account `acct` with key `COSMOS_TEST_KEY` (its `uri`/`portal_uri()` carry both).
 
 The contract classes (`dataworks.testing.StrategyContract`, `GeneratorContract`) get pytest's
 assert rewriting from here.
@@ -29,6 +30,8 @@ import pytest
 from dataworks.testing.ferretdb import FerretDBServer
 
 EXTERNAL_URI_ENV = "DATAWORKS_TEST_MONGO_URI"
+# A made-up account key shaped like Cosmos's (base64: "+", "/" and "=" need URI escaping).
+COSMOS_TEST_KEY = "c3RhbmQtaW4+a2V5/Zm9yLXRlc3Rz=="
 
 pytest.register_assert_rewrite("dataworks.testing.contract", "dataworks.testing.run")
 
@@ -98,5 +101,5 @@ def cosmos_source(source_uri: str) -> Iterator[object]:
     """The source server seen through a Cosmos DB stand-in (`.uri`, `.portal_uri()`)."""
     from dataworks.testing.cosmos import CosmosStandIn
 
-    with CosmosStandIn.in_front_of(source_uri) as standin:
+    with CosmosStandIn.in_front_of(source_uri, account="acct", key=COSMOS_TEST_KEY) as standin:
         yield standin

@@ -10,12 +10,14 @@ import json
 import re
 import time
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import pytest
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError, ExecutionTimeout, OperationFailure, WriteError
 
 from dataworks.testing.cosmos import CosmosStandIn
+from dataworks.testing.plugin import COSMOS_TEST_KEY
 from tests.integration.test_metrics import cli, migrate_env
 from tests.migration_helpers import load, mixed_documents, raw_by_id
 
@@ -203,6 +205,22 @@ def test_portal_connection_string_discovers_replica_set_globaldb(cosmos_source):
     assert hello["setName"] == "globaldb"
     assert hello["hosts"] == [cosmos_source.address] == [hello["me"]]
     assert "compression" not in hello  # compression refused: messages stay readable
+    assert set(cosmos_source.counters.app_names) == {"@acct@"}  # every connection's hello
+
+
+def test_login_with_the_account_key_is_required(cosmos_source, kb_docs):
+    wrong = cosmos_source.portal_uri().replace(quote_plus(COSMOS_TEST_KEY), "bm90LXRoZS1rZXk=")
+    anonymous = f"mongodb://{cosmos_source.address}/?replicaSet=globaldb&retrywrites=false"
+    with MongoClient(wrong, serverSelectionTimeoutMS=10_000) as client:
+        with pytest.raises(OperationFailure) as bad_key:
+            client[kb_docs].docs.find_one()
+    with MongoClient(anonymous, serverSelectionTimeoutMS=10_000) as client:
+        with pytest.raises(OperationFailure) as no_login:
+            client[kb_docs].docs.find_one()
+    with portal_client(cosmos_source) as client:
+        assert client[kb_docs].docs.find_one({"_id": 3})["_id"] == 3
+    assert bad_key.value.code == 18 and no_login.value.code == 13
+    assert cosmos_source.counters.failed_logins == 1
 
 
 def test_retryable_writes_are_refused_like_cosmos(cosmos_source, source_uri, unique_db_name):
@@ -241,6 +259,9 @@ def test_migrate_from_portal_connection_string_sums_request_units_into_the_repor
     assert set(report["request_units_by"]) <= {"source:find", "source:getMore"}
     assert sum(report["request_units_by"].values()) == pytest.approx(report["request_units"])
     assert f"request units: {report['request_units']:,.1f} RU" in result.stdout
+    for secret in (COSMOS_TEST_KEY, quote_plus(COSMOS_TEST_KEY)):  # the account key
+        assert secret not in result.stdout + result.stderr
+        assert secret not in metrics_file.read_text()
     with MongoClient(source_uri) as client:
         client.drop_database(src)
     with MongoClient(target_uri) as client:
