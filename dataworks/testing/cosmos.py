@@ -4,9 +4,9 @@
                                                                      mongo-java-server
 
 There is no Cosmos account on a test machine; this proxy makes the server behind it answer
-the way the project's Cosmos DB notes (COSMOS.md) document, on real sockets, real cursors and real partial
-writes. It reads whole messages (OP_MSG; OP_QUERY only for the first handshake), so it can
-meter, refuse, shorten or rewrite each request. Behaviour:
+the way the project's Cosmos DB notes (COSMOS.md) document, on real sockets, real cursors and
+real partial writes. It reads whole messages (OP_MSG; OP_QUERY only for the first
+handshake), so it can meter, refuse, shorten or rewrite each request. Behaviour:
 
 - **Request units**: every request except the handshake/session/statistics commands is
   charged with `CostModel` (reads ≈ 1 RU per KB returned, at least 1 RU; writes 5.5 RU per

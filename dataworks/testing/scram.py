@@ -3,7 +3,7 @@ hashed as md5("user:mongo:password")), for test servers that must check a user a
 
     conversation = ScramSha1Server(users={"acct": "key"})
     server_first = conversation.first(client_first)     # saslStart payload
-    server_final = conversation.final(client_final)     # saslContinue payload; raises on a bad proof
+    server_final = conversation.final(client_final)     # saslContinue payload; bad proof raises
 """
 
 from __future__ import annotations
