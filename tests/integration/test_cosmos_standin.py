@@ -268,6 +268,35 @@ def test_migrate_from_portal_connection_string_sums_request_units_into_the_repor
         client.drop_database(unique_db_name)
 
 
+def test_migrate_to_a_throttled_cosmos_target_copies_exactly(source_uri, target_uri,
+                                                             unique_db_name, tmp_path):
+    """A target at 1,000 RU/s cuts nearly every 250-document insert (1,375 RU): the run
+    must re-send exactly the refused documents, count each throttled batch, and end exact."""
+    src = unique_db_name + "_src"
+    load(source_uri, src, "orders", mixed_documents(1000, seed=9))
+    with CosmosStandIn.in_front_of(target_uri, ru_per_s=1000, account="acct",
+                                   key=COSMOS_TEST_KEY) as target:
+        env = migrate_env(source_uri, target.portal_uri(), src, unique_db_name)
+        metrics_file = tmp_path / "metrics.json"
+        result = cli(["migrate", "--batch-size", "250", "--target-kind", "cosmos",
+                      "--checkpoint-store", f"file:{tmp_path / 'ckpt'}",
+                      "--metrics-file", str(metrics_file)], env, tmp_path, timeout=300)
+        counters = target.counters
+    assert result.returncode == 0, result.stderr
+    assert raw_by_id(target_uri, unique_db_name, "orders") == raw_by_id(source_uri, src,
+                                                                        "orders")
+    report = json.loads(metrics_file.read_text())["summary"]["report"]
+    assert counters.partial_inserts >= 3 and counters.documents_refused > 0
+    assert report["written"] == 1000
+    assert report["throttled"] == counters.partial_inserts + counters.throttled
+    assert report["request_units"] == pytest.approx(counters.statistics_request_units)
+    assert report["request_units"] == pytest.approx(1000 * 5.5)  # each document written once
+    with MongoClient(source_uri) as client:
+        client.drop_database(src)
+    with MongoClient(target_uri) as client:
+        client.drop_database(unique_db_name)
+
+
 # -- change streams ------------------------------------------------------------------------
 
 
