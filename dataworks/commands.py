@@ -41,6 +41,7 @@ async def migrate(
     sample_size: int = 1000,
     create_indexes: bool = False,
     disable_indexes: bool = False,
+    transform_workers: int | None = None,
 ) -> MigrationReport:
     """Copy the source collection to the target, resuming from a checkpoint if one exists.
 
@@ -50,6 +51,9 @@ async def migrate(
 
     `source_kind`/`target_kind` ("cosmos", "mongodb", "auto"): Cosmos DB sides have their
     request units counted into `metrics.request_units`.
+
+    `transform_workers` (default: settings.mig_transform_workers): processes that run a
+    transforming strategy's `transform`; 0 runs it in this process.
     """
     strategy_cls, strategy_ref = load_strategy(strategy)
     options = _migration_options(
@@ -129,6 +133,8 @@ def _migration_options(
         handle_signals=handle_signals,
         source_kind=source_kind,
         target_kind=target_kind,
+        transform_workers=(settings.mig_transform_workers if transform_workers is None
+                           else transform_workers),
         finishing=FinishingOptions(
             verify_mode=_verify_mode(verify),
             sample_size=sample_size,

@@ -67,6 +67,10 @@ def migrate(
     parallel_cursors: Annotated[int | None, typer.Option(
         "--parallel-cursors", help="Source cursors over _id ranges (FRAMEWORK_PARALLEL_CURSORS).",
         rich_help_panel=PANEL)] = None,
+    transform_workers: Annotated[int | None, typer.Option(
+        "--transform-workers", min=0, help="Processes that run the strategy's transform "
+        "(MIG_TRANSFORM_WORKERS, default: number of CPUs); 0 = in this process.",
+        rich_help_panel=PANEL)] = None,
     unacknowledged: Annotated[bool, typer.Option(
         "--unacknowledged", help="w=0 writes: fastest, unproven; forces verification.",
         rich_help_panel=PANEL)] = False,
@@ -127,6 +131,7 @@ def migrate(
         mig_batch_size=batch_size,
         max_insert_workers=workers,
         parallel_cursors=parallel_cursors,
+        mig_transform_workers=transform_workers,
         **endpoints,
     )
     selection = database_selection(

@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     mig_parallel_collections: int = Field(
         2, gt=0, validation_alias=_env("MIG_PARALLEL_COLLECTIONS")
     )  # collections of a database run copied at once (they share the insert workers)
+    # Processes that run a strategy's `transform` (0: in the migration process itself).
+    mig_transform_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 2, ge=0,
+        validation_alias=_env("MIG_TRANSFORM_WORKERS"),
+    )
     mig_target_max_pool_size: int = Field(
         10, gt=0, validation_alias=_env("MIG_TARGET_MAX_POOL_SIZE", "FRAMEWORK_TARGET_MAX_POOL_SIZE")
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Awaitable
 from typing import Any
 
 
@@ -16,3 +17,6 @@ class Batch:
     source_count: int  # source documents read (before transform)
     documents: list[Any]  # RawBSONDocument (pass-through) or dicts (transformed)
     nbytes: int  # source BSON bytes, for MB/s
+    # Set when worker processes transform the batch (transform_pool.py): `documents` is
+    # empty and this gives them; the insert worker awaits it.
+    pending: Awaitable[list[Any]] | None = None

@@ -53,6 +53,7 @@ from dataworks.migrations.partitioning import ALL, NATURAL, Partition, Partition
 from dataworks.migrations.reader import PartitionReader
 from dataworks.migrations.report import MigrationReport
 from dataworks.migrations.strategy import BaseMigrationStrategy, StrategyContext
+from dataworks.migrations.transform_pool import TransformPool
 from dataworks.migrations.watermarks import PartitionState, Watermarks
 from dataworks.migrations.writer import BatchWriter
 from dataworks.monitoring.logs import event
@@ -88,6 +89,7 @@ class MigrationOptions:
     # One limiter shared by the collections of a database run: N collections never put more
     # than `workers` inserts in flight together (None: this run's own).
     shared_limiter: AdaptiveLimiter | None = None
+    transform_workers: int = 0  # processes that run `transform`; 0 = in this process
 
 
 class MigrationEngine:
@@ -286,10 +288,13 @@ class MigrationEngine:
         writer = BatchWriter(target, policy=opts.retry, metrics=self.metrics,
                              dead_letter=dead_letter, limiter=limiter)
         transform = strategy.transform if strategy.transforms() else None
+        pool = TransformPool.for_run(opts.strategy_cls, opts.transform_workers,
+                                     source=opts.source, target_namespace=opts.target.namespace,
+                                     batch_size=opts.batch_size, metrics=self.metrics)
         reader = PartitionReader(
             source, base_query=query, projection=projection, batch_size=opts.batch_size,
             queue=queue, stop=self.stop, metrics=self.metrics, policy=opts.retry,
-            transform=transform,
+            transform=transform, pool=pool,
         )
         legacy = LegacyReader(strategy, batch_size=opts.batch_size, queue=queue, stop=self.stop,
                               metrics=self.metrics, transform=transform)
@@ -298,7 +303,8 @@ class MigrationEngine:
 
         async def write_loop() -> None:
             while (batch := await queue.get()) is not None:
-                outcome = await self.metrics.timed(writer.write(batch.documents))
+                documents = batch.documents if batch.pending is None else await batch.pending
+                outcome = await self.metrics.timed(writer.write(documents))
                 self.metrics.written += outcome.written
                 self.metrics.already_present += outcome.already_present
                 self.metrics.rejected += outcome.rejected
@@ -335,14 +341,18 @@ class MigrationEngine:
                 for state in watermarks.pending():
                     readers.create_task(read_one(state))
 
-        async with asyncio.TaskGroup() as group:
-            group.create_task(save_loop())
-            workers = [group.create_task(write_loop()) for _ in range(opts.workers)]
-            await read_all()
-            for _ in workers:
-                await queue.put(None)
-            await asyncio.gather(*workers)
-            writers_done.set()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(save_loop())
+                workers = [group.create_task(write_loop()) for _ in range(opts.workers)]
+                await read_all()
+                for _ in workers:
+                    await queue.put(None)
+                await asyncio.gather(*workers)
+                writers_done.set()
+        finally:
+            if pool is not None:
+                await pool.close()
 
     # -- helpers --------------------------------------------------------------------------
 

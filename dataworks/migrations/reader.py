@@ -2,7 +2,8 @@
 where the server cannot seek (see `natural.py`).
 
 Pass-through strategies get `RawBSONDocument`s cut from the server's reply bytes (never
-decoded into dicts). Transforming strategies get dicts, and their output is queued instead.
+decoded into dicts). Transforming strategies get dicts, and their output is queued instead;
+with a transform pool the raw batch goes to worker processes (transform_pool.py).
 A cursor that dies (network, Cosmos DB cursor timeout) is reopened after the last `_id`
 (or natural-order position) already queued, so nothing is read twice or skipped.
 """
@@ -14,7 +15,7 @@ import inspect
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bson
 import bson.errors
@@ -32,6 +33,9 @@ from dataworks.migrations.natural import IdSequence, check_same_prefix
 from dataworks.migrations.partitioning import NATURAL
 from dataworks.migrations.watermarks import PartitionState
 from dataworks.monitoring.metrics import RunMetrics
+
+if TYPE_CHECKING:
+    from dataworks.migrations.transform_pool import TransformPool
 
 Transform = Callable[[dict[str, Any]], Any]
 
@@ -88,15 +92,18 @@ def encode_transformed(docs: list[Any]) -> list[Any]:
     return out
 
 
-def _transform_failed(exc: Exception, doc: Any) -> PluginError:
-    """`file:line: ...` of the first frame outside DataWorks: the line of `transform` that
-    raised (or called what raised)."""
+def user_frame(exc: BaseException) -> str:
+    """`file:line: ` of the first frame outside DataWorks: the line of the user's hook that
+    raised (or called what raised); "" when there is none."""
     package = str(Path(__file__).resolve().parents[1])
-    where = ""
     for frame in traceback.extract_tb(exc.__traceback__):
         if not str(Path(frame.filename).resolve()).startswith(package):
-            where = f"{Path(frame.filename).name}:{frame.lineno}: "
-            break
+            return f"{Path(frame.filename).name}:{frame.lineno}: "
+    return ""
+
+
+def _transform_failed(exc: Exception, doc: Any) -> PluginError:
+    where = user_frame(exc)
     try:
         doc_id = repr(doc["_id"])
     except (KeyError, TypeError):
@@ -122,6 +129,7 @@ class PartitionReader:
         metrics: RunMetrics,
         policy: RetryPolicy,
         transform: Transform | None,
+        pool: TransformPool | None = None,
     ) -> None:
         self.source = source
         self.base_query = base_query
@@ -132,6 +140,7 @@ class PartitionReader:
         self.metrics = metrics
         self.policy = policy
         self.transform = transform
+        self.pool = pool  # when set, batches are transformed in worker processes
 
     async def read(self, state: PartitionState) -> None:
         """Queue every batch of the partition after its high-water mark."""
@@ -215,7 +224,10 @@ class PartitionReader:
                      docs: list[RawBSONDocument], nbytes: int, *, mark: Any) -> None:
         self.metrics.read += len(docs)
         payload: list[Any] = docs
-        if self.transform is not None:
+        pending = None
+        if self.pool is not None:
+            pending, payload = await self.pool.submit(docs), []
+        elif self.transform is not None:
             payload = encode_transformed(await apply_transform(
                 self.transform, [bson.decode(d.raw) for d in docs], self.metrics
             ))
@@ -226,5 +238,6 @@ class PartitionReader:
             source_count=len(docs),
             documents=payload,
             nbytes=nbytes,
+            pending=pending,
         ))
         position["seq"] += 1

@@ -1,0 +1,115 @@
+"""Transforms on every core: a strategy's `transform` runs in a pool of worker processes.
+
+    reader --raw batch--> submit() --blob--> spawn workers (transform_worker.py)
+       |                     |                         |
+       +-- Batch(pending) -> queue -> insert worker awaits `pending` -> RawBSONDocuments
+
+The reader queues each batch at once with its transform still running (`Batch.pending`), so
+several batches are transformed in parallel while reading and writing go on; the insert
+worker that takes the batch waits for its documents. Marks are acknowledged only after the
+transformed documents are written, exactly as in-process, so order, checkpoints and resume
+do not change. At most `processes x DEPTH` batches are in the pool at once (memory bound).
+
+`--transform-workers 0`, a strategy that reads itself (`read_batch`) or a class that does
+not come from a file the workers can load transform in the main process as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import sys
+from collections.abc import Awaitable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import bson
+from bson.raw_bson import RawBSONDocument
+
+from dataworks.core.clients import RAW_CODEC, Endpoint
+from dataworks.errors import RunFailed
+from dataworks.migrations.strategy import BaseMigrationStrategy
+from dataworks.migrations.transform_worker import (
+    TransformedBatch,
+    WorkerPlan,
+    init_worker,
+    transform_batch,
+)
+from dataworks.monitoring.metrics import RunMetrics
+from dataworks.plugins import PluginRef
+
+DEPTH = 2  # batches per worker process: one being transformed, one waiting its turn
+
+
+def plugin_ref_of(cls: type[BaseMigrationStrategy]) -> PluginRef | None:
+    """Where a worker process can load `cls` from: its file, if it was loaded from one."""
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    if path is None or getattr(module, cls.__name__, None) is not cls:
+        return None
+    return PluginRef(str(Path(path).resolve()), cls.__name__)
+
+
+class TransformPool:
+    def __init__(self, plan: WorkerPlan, processes: int, metrics: RunMetrics) -> None:
+        self.processes = processes
+        self.metrics = metrics
+        self._slots = asyncio.Semaphore(processes * DEPTH)
+        self._pending: set[asyncio.Task[list[RawBSONDocument]]] = set()
+        self._executor = ProcessPoolExecutor(
+            processes, mp_context=multiprocessing.get_context("spawn"),
+            initializer=init_worker, initargs=(plan,),
+        )
+
+    @classmethod
+    def for_run(cls, strategy_cls: type[BaseMigrationStrategy], processes: int, *,
+                source: Endpoint, target_namespace: str, batch_size: int,
+                metrics: RunMetrics) -> TransformPool | None:
+        """A pool when this run transforms in worker processes, else None (in-process)."""
+        if processes <= 0 or not strategy_cls.transforms() or strategy_cls.reads_itself():
+            return None
+        ref = plugin_ref_of(strategy_cls)
+        if ref is None:
+            return None
+        plan = WorkerPlan(ref, source, source.namespace, target_namespace, batch_size)
+        return cls(plan, processes, metrics)
+
+    async def submit(self, docs: list[RawBSONDocument]) -> Awaitable[list[RawBSONDocument]]:
+        """Start transforming a batch (waits while the pool is full); await the result for
+        the transformed documents, ready for `insert_many`."""
+        await self._slots.acquire()
+        try:
+            blob = b"".join(d.raw for d in docs)
+            future = asyncio.get_running_loop().run_in_executor(
+                self._executor, transform_batch, blob)
+        except BaseException:
+            self._slots.release()
+            raise
+        task = asyncio.ensure_future(self._collect(future))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return task
+
+    async def _collect(self, future: asyncio.Future[TransformedBatch]) -> list[RawBSONDocument]:
+        try:
+            result = await future
+        except BrokenProcessPool as exc:
+            raise RunFailed(
+                "a transform worker process died (out of memory, or killed)",
+                hint="checkpoints were saved: run the same command again to resume; "
+                "--transform-workers 0 transforms in the main process",
+            ) from exc
+        finally:
+            self._slots.release()
+        self.metrics.transformed += result.transformed
+        self.metrics.dropped += result.dropped
+        return bson.decode_all(result.blob, RAW_CODEC)
+
+    async def close(self) -> None:
+        for task in self._pending:
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
+        # Waits only for a batch a worker is in the middle of (after an error or a stop).
+        await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)

@@ -1,0 +1,131 @@
+"""Code that runs in transform worker processes (see `transform_pool.py`).
+
+Each worker loads the strategy file again from its path (as generation workers load
+generator files), builds its own instance and runs its `on_start` before its first batch.
+A batch crosses the process boundary as one bytes blob of concatenated BSON documents each
+way: raw source documents in, encoded transformed documents out. The transform itself is the
+engine's `apply_transform` + `encode_transformed`, so drops, splits, `_id` rules and error
+messages (`file:line: ... (source document _id ...)`) are the same as in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import bson
+
+from dataworks.core.clients import Endpoint, ReadOnlyCollection, connect
+from dataworks.errors import DataWorksError, PluginError
+from dataworks.migrations.reader import apply_transform, encode_transformed, user_frame
+from dataworks.migrations.strategy import BaseMigrationStrategy, StrategyContext
+from dataworks.plugins import PluginRef, load_plugin
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """Everything a worker needs to build the strategy the main process uses."""
+
+    strategy: PluginRef
+    source: Endpoint  # the strategy's `context.source` (read-only), for on_start lookups
+    source_namespace: str
+    target_namespace: str
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class TransformedBatch:
+    blob: bytes  # `count` BSON documents back to back
+    count: int
+    transformed: int  # source documents the transform returned something for
+    dropped: int  # source documents it returned None for
+
+
+@dataclass
+class _Counts:
+    """What `apply_transform` counts (the fields of RunMetrics it touches)."""
+
+    transformed: int = 0
+    dropped: int = 0
+
+
+class _Worker:
+    def __init__(self, plan: WorkerPlan) -> None:
+        # One loop for the worker's life: async transforms and the source client live on it.
+        self.loop = asyncio.new_event_loop()
+        cls, _ = load_plugin(plan.strategy, BaseMigrationStrategy, kind="strategy")
+        self.strategy = self.loop.run_until_complete(self._build(cls, plan))
+        self.loop.run_until_complete(self._start())
+        self.transform = self.strategy.transform
+
+    async def _start(self) -> None:
+        try:
+            await self.strategy.on_start()
+        except DataWorksError:
+            raise
+        except Exception as exc:  # the user's code: name its line, as transform errors do
+            raise PluginError(
+                f"{user_frame(exc)}the strategy's on_start raised {type(exc).__name__}: "
+                f"{exc} (in a transform worker process)",
+                hint="on_start runs again in every transform worker; --transform-workers 0 "
+                "transforms in the main process",
+            ) from None
+
+    @staticmethod
+    async def _build(cls: type[BaseMigrationStrategy], plan: WorkerPlan) -> Any:
+        client = connect(plan.source)  # lazy: no connection unless the strategy reads
+        source = ReadOnlyCollection(client[plan.source.db][plan.source.collection])
+        return cls(StrategyContext(source=source, source_namespace=plan.source_namespace,
+                                   target_namespace=plan.target_namespace,
+                                   batch_size=plan.batch_size))
+
+    def run(self, blob: bytes) -> TransformedBatch:
+        counts = _Counts()
+        docs = bson.decode_all(blob)  # dicts, as the in-process path gives `transform`
+        out = self.loop.run_until_complete(
+            apply_transform(self.transform, docs, counts))  # type: ignore[arg-type]
+        encoded = encode_transformed(out)
+        return TransformedBatch(b"".join(d.raw for d in encoded), len(encoded),
+                                counts.transformed, counts.dropped)
+
+
+_plan: WorkerPlan | None = None
+_worker: _Worker | None = None
+
+
+def init_worker(plan: WorkerPlan) -> None:
+    """Process-pool initializer. Nothing here may fail: the strategy is loaded by the first
+    batch, so a broken file or on_start becomes that batch's error, not a dead pool."""
+    global _plan
+    _plan = plan
+    # Ctrl-C goes to the whole process group; the main process drains and saves, so the
+    # workers must keep transforming until it shuts the pool down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent(os.getppid())
+
+
+def transform_batch(blob: bytes) -> TransformedBatch:
+    global _worker
+    if _worker is None:
+        assert _plan is not None, "init_worker was not called"
+        _worker = _Worker(_plan)
+        gc.collect()
+        gc.freeze()  # the strategy and its on_start lookups live for the whole run
+    return _worker.run(blob)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A main process killed with SIGKILL cannot shut the pool down: leave with it."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
