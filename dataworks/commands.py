@@ -61,7 +61,8 @@ async def migrate(
         checkpoint_store=checkpoint_store, force_from_start=force_from_start,
         drop_target=drop_target, unacknowledged=unacknowledged, handle_signals=handle_signals,
         run_dir=run_dir, source_kind=source_kind, target_kind=target_kind, verify=verify,
-        sample_size=sample_size, create_indexes=create_indexes, disable_indexes=disable_indexes)
+        sample_size=sample_size, create_indexes=create_indexes, disable_indexes=disable_indexes,
+        transform_workers=transform_workers)
     return await MigrationEngine(options, metrics).run()
 
 
@@ -111,6 +112,7 @@ def _migration_options(
     sample_size: int = 1000,
     create_indexes: bool = False,
     disable_indexes: bool = False,
+    transform_workers: int | None = None,
 ) -> MigrationOptions:
     return MigrationOptions(
         source=source_endpoint(settings),
