@@ -39,8 +39,10 @@ def validation_options(info: dict[str, Any]) -> dict[str, Any]:
 
 
 async def collection_info(database: Any, name: str) -> dict[str, Any] | None:
+    # The name is checked here too: mongo-java-server ignores listCollections' filter.
     async for info in await database.list_collections(filter={"name": name}):
-        return dict(info)
+        if info.get("name") == name:
+            return dict(info)
     return None
 
 

@@ -49,13 +49,21 @@ def shapes(n: int, kind: str) -> list[dict[str, Any]]:
     return mixed_documents(n, seed=n)
 
 
+def is_ferretdb(uri: str) -> bool:
+    with MongoClient(uri) as client:
+        return "ferretdb" in str(client.admin.command("buildInfo")).lower()
+
+
 def supports(client: MongoClient, **options: Any) -> bool:
-    """Can this server create a collection with these options (or this view)?"""
+    """Does this server keep a collection created with these options (or this view)?
+    Accepting them is not enough: mongo-java-server accepts and drops them."""
     db = client["dw_capability_probe"]
     name = f"p{ObjectId()}"
     try:
         db.command({"create": name, **options})
-        return True
+        kept = next((i for i in db.list_collections() if i["name"] == name), {}
+                    ).get("options") or {}
+        return all(key in kept for key in options)
     except OperationFailure:
         return False
     finally:
@@ -78,14 +86,17 @@ def source_db(source_uri: str) -> dict[str, Any]:
         load(source_uri, src, name, docs[name])
     load(source_uri, src2, "extra", shapes(120, "str"))
     load(source_uri, src2, "other", shapes(10, "str"))
-    features: list[str] = []
+    features: list[str] = []  # options and views this server keeps
     with MongoClient(source_uri) as client:
         db = client[src]
         db.drop_collection("empty")
         db.create_collection("empty")
         db.drop_collection("capped")
-        db.create_collection("capped", capped=True, size=1 << 20)
+        capped = supports(client, capped=True, size=1 << 20)  # mongo-java-server: no
+        db.create_collection("capped", **({"capped": True, "size": 1 << 20} if capped else {}))
         db["capped"].insert_many([{"_id": i, "line": f"log {i}"} for i in range(40)])
+        if capped:
+            features.append("capped")
         db["indexed"].create_index([("n", ASCENDING)], unique=True, name="n_unique")
         db["indexed"].create_index([("customer.name", ASCENDING), ("when", DESCENDING)],
                                    name="customer_when")
@@ -143,7 +154,7 @@ def test_database_in_one_command(source_db, source_uri, target_uri, unique_db_na
     report = json.loads(report_file.read_text())
     rows = {r["source"]: r for r in report["collections"]}
     copied = ["big", "medium", "small", "tiny", "strings", "ints", "nested", "indexed",
-              "empty", "capped", *[f for f in source_db["features"] if f != "big_view"]]
+              "empty", "capped", *[f for f in source_db["features"] if f not in ("big_view", "capped")]]
     expected_targets = {f"{src}.{n}": f"{dst}.{n}" for n in copied}
     expected_targets |= {f"{src}.legacy_customers": f"{dst}.customers",
                          f"{src}.stamped": f"{dst}.stamped",
@@ -174,7 +185,8 @@ def test_database_in_one_command(source_db, source_uri, target_uri, unique_db_na
                             "from2_other", "legacy_customers"}
         assert "empty" in names
         infos = {i["name"]: i for i in client[dst].list_collections()}
-        assert infos["capped"]["options"].get("capped") is True
+        if "capped" in source_db["features"]:
+            assert infos["capped"]["options"].get("capped") is True
         index_names = {i["name"] for i in client[dst]["indexed"].list_indexes()}
         assert {"n_unique", "customer_when"} <= index_names
         if "validated" in source_db["features"]:
@@ -291,7 +303,8 @@ def test_options_the_target_cannot_take_are_reported(target_uri, unique_db_name)
         probe_validator = supports(client, validator={"n": {"$exists": True}})
     for key, note in zip(wanted, notes, strict=True):
         with MongoClient(target_uri) as client:
-            kept = client[unique_db_name].list_collections(filter={"name": key}).next()
+            kept = next(i for i in client[unique_db_name].list_collections()
+                        if i["name"] == key)
         if kept["options"].get(key) is None:
             assert key in note, (key, note)  # dropped or refused: reported
         assert key in names  # the collection is there for the data
@@ -317,7 +330,9 @@ def _progress(target_uri: str, dst: str) -> tuple[int, int]:
 
 def test_sigkill_mid_database_run_then_same_command(source_uri, target_uri, tmp_path):
     src, dst = "dw_kill_src", f"dw_kill_{ObjectId()}"
-    sizes = [2400, 2200, 2000, 1800, 1600, 1400, 1200, 1000, 800, 600, 400, 200]
+    scale = 1 if is_ferretdb(source_uri) else 8  # faster servers: more, to kill mid-run
+    sizes = [n * scale for n in (2400, 2200, 2000, 1800, 1600, 1400, 1200, 1000, 800, 600,
+                                 400, 200)]
     for i, n in enumerate(sizes):
         load(source_uri, src, f"c{i:02d}", mixed_documents(n, seed=i))
     with MongoClient(target_uri) as client:  # a run document of an earlier test run
@@ -382,15 +397,20 @@ def test_a_collection_that_differs_fails_the_run(source_uri, target_uri, unique_
     rows = {r["source"]: r for r in json.loads(report_file.read_text())["collections"]}
     assert rows[f"{src}.fine"]["ok"] is True
     clash = rows[f"{src}.clash"]
-    assert clash["ok"] is False and clash["already_present"] == 1 and clash["migrated"] == 99
+    # (mongo-java-server's insert reply counts the duplicate as inserted too, so `migrated`
+    # is only asserted where the server answers like MongoDB.)
+    assert clash["ok"] is False and clash["already_present"] == 1
+    if is_ferretdb(target_uri):
+        assert clash["migrated"] == 99
     assert clash["verification"]["changed_count"] == 1
 
 
 def test_sigint_stops_every_collection_and_prints_the_table(source_uri, target_uri,
                                                             unique_db_name, tmp_path):
     src, dst = f"{unique_db_name}_src", unique_db_name
+    n = 1500 * (1 if is_ferretdb(source_uri) else 8)
     for i in range(4):
-        load(source_uri, src, f"c{i}", mixed_documents(1500, seed=i))
+        load(source_uri, src, f"c{i}", mixed_documents(n, seed=i))
     args = ["migrate", "--profile", "dev", "--source-uri", source_uri, "--source-db", src,
             "--target-uri", target_uri, "--target-db", dst, "--verify", "count"]
     env = {**os.environ, "MIG_BATCH_SIZE": "100", "FRAMEWORK_CHECKPOINT_INTERVAL": "100"}
@@ -408,4 +428,4 @@ def test_sigint_stops_every_collection_and_prints_the_table(source_uri, target_u
     again = dataworks(*args, cwd=tmp_path, env=env)
     assert again.returncode == 0, again.stderr
     for i in range(4):
-        assert assert_identical((source_uri, src, f"c{i}"), (target_uri, dst, f"c{i}")) == 1500
+        assert assert_identical((source_uri, src, f"c{i}"), (target_uri, dst, f"c{i}")) == n
