@@ -47,6 +47,10 @@ handshake), so it can meter, refuse, shorten or rewrite each request. Behaviour:
   a match and then a project stage"). Delete events never come out (the proxy adds an
   `operationType` filter); a throttled `getMore` on a change stream returns an empty page.
 
+From a shell (benchmarks, manual runs): `python -m dataworks.testing.cosmos --upstream URI
+--ru-per-s 2000` prints the portal URI, serves until SIGINT/SIGTERM, then prints the
+counters as JSON.
+
 `counters` (`CosmosCounters`) record what really happened (including each handshake's
 `appName`), so tests can prove a fault was
 served and not just configured. The stand-in runs its own event loop in a daemon thread
@@ -631,3 +635,39 @@ def _change_stream_problem(body: Mapping[str, Any]) -> str | None:
     if pipeline[0]["$changeStream"].get("fullDocument") != "updateLookup":
         return "Change stream requires fullDocument: 'updateLookup'"
     return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a stand-in in the foreground; print its portal URI; counters as JSON at the end."""
+    import argparse
+    import json
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m dataworks.testing.cosmos",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--upstream", required=True, help="URI of the loopback server behind")
+    parser.add_argument("--port", type=int, default=0, help="listening port (default: free)")
+    parser.add_argument("--ru-per-s", type=float, default=None, help="budget (default: none)")
+    parser.add_argument("--throttle-message", choices=THROTTLE_MESSAGES, default="retry_after")
+    parser.add_argument("--server-side-retry", type=float, default=None, metavar="LIMIT_S",
+                        help="hold throttled requests up to LIMIT_S, then error 50")
+    parser.add_argument("--account", default=None)
+    parser.add_argument("--key", default=None, help="account key (clients must log in)")
+    args = parser.parse_args(argv)
+    standin = CosmosStandIn.in_front_of(
+        args.upstream, port=args.port, ru_per_s=args.ru_per_s,
+        throttle_message=args.throttle_message, account=args.account, key=args.key,
+        server_side_retry=args.server_side_retry is not None,
+        server_side_retry_limit_s=args.server_side_retry or 60.0).start()
+    print(standin.portal_uri(), flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    standin.stop()
+    print(json.dumps(standin.counters.snapshot(), sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

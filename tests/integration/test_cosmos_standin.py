@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -295,6 +298,25 @@ def test_migrate_to_a_throttled_cosmos_target_copies_exactly(source_uri, target_
         client.drop_database(src)
     with MongoClient(target_uri) as client:
         client.drop_database(unique_db_name)
+
+
+def test_command_line_stand_in_prints_its_uri_and_counters(source_uri, kb_docs):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dataworks.testing.cosmos", "--upstream", source_uri,
+         "--ru-per-s", "5"], stdout=subprocess.PIPE, text=True)
+    try:
+        uri = process.stdout.readline().strip()
+        assert "replicaSet=globaldb" in uri
+        with MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
+            assert len(list(client[kb_docs].docs.find().limit(300))) == 300  # ~300 RU of 5
+            with pytest.raises(OperationFailure) as failure:
+                client[kb_docs].docs.find_one()
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    assert failure.value.code == 16500 and process.returncode == 0
+    counters = json.loads(out.strip().splitlines()[-1])
+    assert counters["throttled"] >= 1 and counters["request_units"] > 0
 
 
 # -- change streams ------------------------------------------------------------------------
