@@ -146,7 +146,7 @@ def test_server_side_retry_delays_then_answers_error_50(cosmos_source, kb_docs):
     with portal_client(cosmos_source) as client:
         docs = client[kb_docs].docs
         assert len(docs.find_one({"_id": 0})["pad"]) == 1000
-        assert len(list(docs.find().limit(100))) == 100  # one reply, ~100 RU
+        assert len(list(docs.find().limit(100).batch_size(100))) == 100  # one reply, ~100 RU
         started = time.monotonic()
         with pytest.raises(ExecutionTimeout) as failure:
             docs.find_one({"_id": 1})
@@ -165,7 +165,7 @@ def test_server_side_retry_holds_a_request_until_budget_returns(cosmos_source, s
     cosmos_source.set_budget(200)
     with portal_client(cosmos_source) as client:
         docs = client[kb_docs].docs
-        assert len(list(docs.find().limit(300))) == 300  # one reply, ~300 RU: 100 RU short
+        assert len(list(docs.find().limit(300).batch_size(300))) == 300  # ~300 RU: 100 short
         started = time.monotonic()
         assert docs.find_one({"_id": 7})["_id"] == 7
         waited = time.monotonic() - started
@@ -308,7 +308,7 @@ def test_command_line_stand_in_prints_its_uri_and_counters(source_uri, kb_docs):
         uri = process.stdout.readline().strip()
         assert "replicaSet=globaldb" in uri
         with MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
-            assert len(list(client[kb_docs].docs.find().limit(300))) == 300  # ~300 RU of 5
+            assert len(list(client[kb_docs].docs.find().limit(300).batch_size(300))) == 300
             with pytest.raises(OperationFailure) as failure:
                 client[kb_docs].docs.find_one()
     finally:
