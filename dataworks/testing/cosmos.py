@@ -370,6 +370,12 @@ class CosmosStandIn:
     async def _serve_msg(self, conn: _Connection, frame: Frame) -> Frame | None:
         msg = OpMsg.parse(frame.payload)
         msg.flags &= ~EXHAUST_ALLOWED  # never let the server stream replies
+        reply = await self._serve_command(conn, frame, msg)
+        # A w=0 write (moreToCome) expects no answer, not even a throttling error.
+        return None if msg.flags & MORE_TO_COME else reply
+
+    async def _serve_command(self, conn: _Connection, frame: Frame,
+                             msg: OpMsg) -> Frame | None:
         name = msg.command
         key = name.lower()
         if key == STATISTICS:

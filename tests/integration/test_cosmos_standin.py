@@ -9,18 +9,22 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 from urllib.parse import quote_plus
 
+import bson
 import pytest
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError, ExecutionTimeout, OperationFailure, WriteError
 
 from dataworks.testing.cosmos import CosmosStandIn
 from dataworks.testing.plugin import COSMOS_TEST_KEY
+from dataworks.testing.wire import MORE_TO_COME, OP_MSG, Frame, OpMsg
 from tests.integration.test_metrics import cli, migrate_env
 from tests.migration_helpers import load, mixed_documents, raw_by_id
 
@@ -110,6 +114,25 @@ def test_writes_over_budget_get_16500_and_apply_nothing(cosmos_source, source_ur
     assert cosmos_source.counters.throttled == 3
     assert cosmos_source.counters.throttled_by_command == {"insert": 2, "update": 1}
     assert cosmos_source.counters.partial_inserts == 0
+
+
+def test_unacknowledged_insert_over_budget_gets_no_answer(source_uri, unique_db_name):
+    """An OP_MSG with moreToCome (w=0) asks for no reply: a throttled one is dropped
+    silently, and the connection stays in step: the next reply answers the next request."""
+    with CosmosStandIn.in_front_of(source_uri, ru_per_s=0) as standin, \
+            socket.create_connection(("127.0.0.1", standin.port), timeout=10) as sock:
+        insert = OpMsg.of({"insert": "w", "$db": unique_db_name}, flags=MORE_TO_COME)
+        insert.sequences["documents"] = [bson.encode({"_id": i}) for i in range(5)]
+        ping = OpMsg.of({"ping": 1, "$db": "admin"})
+        sock.sendall(Frame(1, 0, OP_MSG, insert.encode()).encode()
+                     + Frame(2, 0, OP_MSG, ping.encode()).encode())
+        header = sock.recv(16, socket.MSG_WAITALL)
+        length, _, response_to, _ = struct.unpack("<iiii", header)
+        body = OpMsg.parse(sock.recv(length - 16, socket.MSG_WAITALL)).body
+        counters = standin.counters
+    assert response_to == 2 and body["ok"] == 1  # the ping's own answer comes first
+    assert counters.throttled == 1
+    assert ids_on_server(source_uri, unique_db_name, "w") == []
 
 
 @pytest.mark.parametrize("ordered", [False, True])
