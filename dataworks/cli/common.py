@@ -21,7 +21,8 @@ import typer
 from pymongo.errors import PyMongoError
 from rich.console import Console
 
-from dataworks.config.settings import Settings, load_settings, mask_uri
+from dataworks.config.settings import Settings, load_settings
+from dataworks.config.uri import mask_secrets
 from dataworks.errors import DataWorksError
 from dataworks.monitoring.logs import configure_logging, event
 
@@ -151,11 +152,6 @@ def _print_error(common: CommonOptions, message: str, exit_code: int, kind: str)
         event(log, "error", message, level=logging.ERROR, exit_code=exit_code, error_type=kind)
     else:
         err_console.print(f"[bold red]error:[/] {message}", markup=True)
-
-
-def mask_secrets(text: str) -> str:
-    """Mask the password of every connection string in `text`, whatever its scheme."""
-    return mask_uri(text)
 
 
 def output_console() -> Console:

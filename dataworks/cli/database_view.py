@@ -66,7 +66,7 @@ def run_database(settings: Settings, selection: Selection, *, common: CommonOpti
                  strategy: str | None, strategy_map: str | None,
                  parallel_collections: int | None, report_file: str | None,
                  metrics_file: str | None, options: dict[str, Any]) -> None:
-    from dataworks.cli.migrate_cmd import resume_command
+    from dataworks.cli.migrate_cmd import resume_hint
 
     metrics = RunMetrics()
     holder: list[DatabaseRun] = []
@@ -86,7 +86,7 @@ def run_database(settings: Settings, selection: Selection, *, common: CommonOpti
     try:
         report = asyncio.run(run())
     except Interrupted as exc:
-        exc.hint = f"resume with: {resume_command()}"
+        exc.hint = resume_hint(settings, common)
         if holder and holder[0].report is not None:
             _finish(holder[0].report, report_file)
         raise

@@ -26,6 +26,7 @@ from dataworks.cli.database_view import (
     run_database,
     write_report,
 )
+from dataworks.config.settings import Settings, describe_settings
 from dataworks.errors import Interrupted, RunFailed, UserError
 from dataworks.migrations.report import MigrationReport
 from dataworks.monitoring.metrics import RunMetrics
@@ -183,7 +184,7 @@ def migrate(
     try:
         report = asyncio.run(run())
     except Interrupted as exc:
-        exc.hint = f"resume with: {resume_command()}"
+        exc.hint = resume_hint(settings, common)
         raise
     render_report(report)
     print_request_units(metrics)
@@ -197,13 +198,50 @@ def migrate(
         )
 
 
+_URI_FLAGS = {"--source-uri": "<source connection string>",
+              "--target-uri": "<target connection string>"}
+
+
 def resume_command() -> str:
+    """The command line again, without the flags that would start over, and with each
+    connection string replaced by a placeholder: a masked URI pasted back cannot log in."""
     argv = [a for a in sys.argv if a not in ("--force-from-start", "--drop-target")]
-    if argv and argv[0].endswith("flexible_migrate.py"):
-        argv = ["python", *argv]
-    elif argv:
-        argv[0] = "dataworks"
-    return mask_secrets(shlex.join(argv))
+    shown: list[str] = []
+    for i, arg in enumerate(argv):
+        flag, eq, _ = arg.partition("=")
+        if eq and flag in _URI_FLAGS:
+            shown.append(f"{flag}={_URI_FLAGS[flag]}")
+        elif i > 0 and argv[i - 1] in _URI_FLAGS:
+            shown.append(_URI_FLAGS[argv[i - 1]])
+        else:
+            shown.append(arg)
+    if shown and shown[0].endswith("flexible_migrate.py"):
+        shown = ["python", *shown]
+    elif shown:
+        shown[0] = "dataworks"
+    return mask_secrets(shlex.join(shown))
+
+
+def resume_hint(settings: Settings, common: CommonOptions) -> str:
+    """Run the same command again; say where each connection string came from, so the
+    user keeps those settings as they are."""
+    origins = {row.name: row.origin for row in describe_settings(
+        settings, env_file=common.env_file,
+        overrides={"mig_source_db_connection_string":
+                   "--source-uri" if "--source-uri" in " ".join(sys.argv) else None,
+                   "mig_target_db_connection_string":
+                   "--target-uri" if "--target-uri" in " ".join(sys.argv) else None})}
+    where = []
+    for side, name, flag in (("source", "MIG_SOURCE_DB_CONNECTION_STRING", "--source-uri"),
+                             ("target", "MIG_TARGET_DB_CONNECTION_STRING", "--target-uri")):
+        origin = origins.get(name, "")
+        if origin == "command line":
+            origin = f"{flag} (pass the same one)"
+        elif origin.startswith("environment "):
+            origin = f"environment variable {origin.removeprefix('environment ')}"
+        where.append(f"the {side} from {origin}")
+    return (f"run the same command again to resume: {resume_command()} -- keep the "
+            f"connection strings unchanged: {'; '.join(where)}")
 
 
 def render_report(report: MigrationReport) -> None:

@@ -54,7 +54,7 @@ async def open_sides(common: CommonOptions, endpoints: dict[str, Any]) -> Any:
         if not await source.exists():
             raise UserError(
                 f"source collection {source_ep.namespace} does not exist on "
-                f"{mask_secrets(source_ep.uri)}",
+                f"{source_ep.host_key()}",
                 hint="check --source-db / --source-collection",
             )
         yield source, target

@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dataworks.config.profiles import DEFAULT_PROFILE, PROFILE_NAMES, PROFILES, ProfileName
+from dataworks.config.uri import UriError, mask_uri, parse_connection_string
 from dataworks.errors import SettingsError
 
 DEFAULT_ENV_FILE = ".env_local"
@@ -153,11 +154,21 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _check_uri(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^mongodb(\+srv)?://[^/?#]", value):
+        if value is None:
+            return value
+        if not re.match(r"^mongodb(\+srv)?://[^/?#]", value):
             raise ValueError(
                 f"'{mask_uri(value)}' is not a MongoDB connection string; "
                 "it must start with mongodb:// or mongodb+srv:// followed by a host"
             )
+        try:  # the driver's own parser: what it rejects later is rejected here, masked
+            parse_connection_string(value)
+        except UriError as exc:
+            raise ValueError(
+                f"'{mask_uri(value)}' is not a valid connection string ({exc}); a user name "
+                "or password holding / : @ ? or % must be percent-escaped "
+                "(urllib.parse.quote_plus)"
+            ) from None
         return value
 
     @model_validator(mode="after")
@@ -317,15 +328,3 @@ def describe_settings(
             value = mask_uri(value)
         rows.append(SettingOrigin(names[0], value, origin))
     return rows
-
-
-# Any scheme (a mistyped "http://user:pw@..." must be masked too); the password runs to the
-# last "@" before the path, so an unescaped "@" in it does not leave a tail showing.
-_USERINFO = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^/\s]*)@"
-)
-
-
-def mask_uri(uri: str) -> str:
-    """Replace the password of a connection string with ****."""
-    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:****@", uri)

@@ -23,7 +23,7 @@ from pymongo.errors import (
     PyMongoError,
 )
 
-from dataworks.config.settings import mask_uri
+from dataworks.config.uri import UriError, mask_secrets, mask_uri, parse_connection_string
 from dataworks.errors import SettingsError
 
 RAW_CODEC: CodecOptions[RawBSONDocument] = CodecOptions(document_class=RawBSONDocument)
@@ -47,13 +47,18 @@ class Endpoint:
         return f"{self.db}.{self.collection}"
 
     def display(self) -> str:
-        return f"{mask_uri(self.uri)} {self.namespace}"
+        """Hosts and namespace: what reports, logs and checkpoints show (no credentials)."""
+        return f"{self.host_key()} {self.namespace}"
 
     def host_key(self) -> str:
-        """The URI without credentials or options: part of a run's identity."""
-        after_scheme = self.uri.split("://", 1)[-1]
-        hosts = after_scheme.rsplit("@", 1)[-1].split("/", 1)[0].split("?", 1)[0]
-        return hosts
+        """The hosts as the driver reads them (lower case, default port, sorted), without
+        credentials or options: part of a run's identity."""
+        try:
+            return parse_connection_string(self.uri).host_key()
+        except UriError as exc:
+            raise SettingsError(f"connection string {mask_uri(self.uri)} is not valid: {exc}",
+                                hint="escape / : @ ? and % in user names and passwords "
+                                "(urllib.parse.quote_plus)") from None
 
 
 def connect(endpoint: Endpoint, **extra: Any) -> AsyncMongoClient[Any]:
@@ -70,7 +75,7 @@ def connect(endpoint: Endpoint, **extra: Any) -> AsyncMongoClient[Any]:
     try:
         return AsyncMongoClient(endpoint.uri, **options)
     except (InvalidURI, ConfigurationError, ValueError) as exc:
-        message = str(exc).replace(endpoint.uri, mask_uri(endpoint.uri))
+        message = mask_secrets(str(exc).replace(endpoint.uri, mask_uri(endpoint.uri)))
         raise SettingsError(
             f"connection string {mask_uri(endpoint.uri)} is not valid: {message}"
         ) from None

@@ -28,6 +28,7 @@ from typing import Any
 
 from dataworks.checkpoints.store import CHECKPOINT_FORMAT, CheckpointStore, parse_store_spec
 from dataworks.core.clients import Endpoint, check_reachable, connect, fast_count
+from dataworks.core.sameness import may_share_a_server
 from dataworks.core.endpoints import SOURCE_SETTING, TARGET_SETTING
 from dataworks.core.throttle import AdaptiveLimiter
 from dataworks.errors import Interrupted, UserError
@@ -161,7 +162,7 @@ class DatabaseRun:
                 continue
             source = replace(base.source, db=s_db, collection=s_name)
             target = replace(base.target, db=t_db, collection=t_name)
-            if source.host_key() == target.host_key() and pair.source == pair.target:
+            if pair.source == pair.target and may_share_a_server(source.uri, target.uri):
                 raise UserError(f"{pair.source} would be copied onto itself",
                                 hint="give --target-uri, --target-db or --ns-from/--ns-to")
             finishing = base.finishing
@@ -368,7 +369,8 @@ def _stored(outcome: CollectionOutcome) -> dict[str, Any]:
 
 
 def _masked(endpoint: Endpoint) -> str:
-    return endpoint.display().rsplit(" ", 1)[0]
+    """The hosts only (never credentials)."""
+    return endpoint.host_key()
 
 
 async def _catalog(client: Any, selection: Selection) -> dict[str, dict[str, dict[str, Any]]]:

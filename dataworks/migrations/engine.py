@@ -31,7 +31,6 @@ from dataworks.checkpoints.store import (
     TargetCheckpointStore,
     parse_store_spec,
 )
-from dataworks.config.settings import mask_uri
 from dataworks.core.clients import (
     Endpoint,
     ReadOnlyCollection,
@@ -43,6 +42,7 @@ from dataworks.core.dead_letter import DeadLetterFile
 from dataworks.core.endpoints import SOURCE_SETTING, TARGET_SETTING
 from dataworks.core.errors import classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
+from dataworks.core.sameness import may_share_a_server, same_collection
 from dataworks.core.throttle import AdaptiveLimiter
 from dataworks.errors import CheckpointError, DataWorksError, Interrupted, UserError
 from dataworks.migrations.batches import Batch
@@ -133,6 +133,13 @@ class MigrationEngine:
                 hint="check MIG_SOURCE_DB_NAME / MIG_SOURCE_DB_COLLECTION or --source-db/"
                 "--source-collection",
             )
+        # Spelling aside: the servers' own collection UUIDs, before anything is written.
+        if await same_collection(source_client[opts.source.db], opts.source.collection,
+                                 target_client[opts.target.db], opts.target.collection,
+                                 same_namespace=opts.source.namespace == opts.target.namespace,
+                                 shared_server=may_share_a_server(opts.source.uri,
+                                                                  opts.target.uri)):
+            raise _same_collection_error(opts.source, opts.target)
         strategy = opts.strategy_cls(
             StrategyContext(
                 source=source,
@@ -445,12 +452,19 @@ class MigrationEngine:
 
 
 def _refuse_same_namespace(source: Endpoint, target: Endpoint) -> None:
-    if source.host_key() == target.host_key() and source.namespace == target.namespace:
-        raise UserError(
-            f"source and target are the same collection ({source.namespace} on "
-            f"{mask_uri(source.uri)})",
-            hint="point --target-db/--target-collection or --target-uri somewhere else",
-        )
+    """Before connecting: the same namespace on hosts that may be one server (127.0.0.1 and
+    localhost, host and host:27017, resolved names) is refused; `--drop-target` would drop
+    the source."""
+    if source.namespace == target.namespace and may_share_a_server(source.uri, target.uri):
+        raise _same_collection_error(source, target)
+
+
+def _same_collection_error(source: Endpoint, target: Endpoint) -> UserError:
+    return UserError(
+        f"source and target may be the same collection ({source.display()} and "
+        f"{target.display()}); nothing was read, written or dropped",
+        hint="point --target-db/--target-collection or --target-uri somewhere else",
+    )
 
 
 def _warn_if_strategy_edited(state: dict[str, Any], code_hash: str | None, done: int,

@@ -13,6 +13,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from dataworks.config.uri import mask_secrets
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _FOREIGN = ("py.warnings", "pymongo")
 _OURS = "_dataworks_handler"
@@ -24,19 +26,24 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask_secrets(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                payload[key] = value
+                payload[key] = mask_secrets(value) if isinstance(value, str) else value
         if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str)
+            payload["exception"] = mask_secrets(self.formatException(record.exc_info))
+        return mask_secrets(json.dumps(payload, default=str))
 
 
 class TextFormatter(logging.Formatter):
+    """Driver messages and tracebacks can quote a connection string: every line is masked."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record))
 
 
 def configure_logging(*, fmt: str = "text", quiet: bool = False, debug: bool = False) -> None:

@@ -26,10 +26,10 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pymongo.errors import OperationFailure, PyMongoError
 
+from dataworks.config.uri import UriError, parse_connection_string
 from dataworks.core.clients import Endpoint, ReadOnlyCollection, connect
 from dataworks.monitoring.metrics import RunMetrics
 
@@ -72,13 +72,12 @@ def parse_request_statistics(reply: Mapping[str, Any]) -> RequestStatistics:
 
 
 def hosts_of(uri: str) -> list[str]:
-    netloc = uri.split("://", 1)[-1].rsplit("@", 1)[-1].split("/", 1)[0].split("?", 1)[0]
-    hosts = []
-    for part in netloc.split(","):
-        host = urlsplit(f"//{part}").hostname
-        if host:
-            hosts.append(host.lower())
-    return hosts
+    """Host names of a connection string, read by the driver's parser (an `@` in
+    `appName=@acct@` is an option, not the end of a password)."""
+    try:
+        return [host for host, _ in parse_connection_string(uri).hosts]
+    except UriError:
+        return []
 
 
 def is_cosmos_uri(uri: str) -> bool:

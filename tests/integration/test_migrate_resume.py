@@ -150,7 +150,7 @@ def test_sigint_saves_checkpoint_exits_130_and_resumes(resume_source, source_uri
     store = f"file:{tmp_path / 'ckpt.json'}"
     proc = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store, tmp_path)
     err = interrupt_once_checkpointed(proc, store, target_uri, unique_db_name)
-    assert "resume with: dataworks migrate" in err
+    assert "run the same command again to resume: dataworks migrate" in err
     saved = checkpointed(store, target_uri, unique_db_name)
     assert 1_000 <= saved < DOCS
 

@@ -31,7 +31,7 @@ def test_config_show_masks_password_and_names_source(monkeypatch, tmp_path):
     result = runner.invoke(app, ["config", "show", "--profile", "data-migration", "--json"])
     assert result.exit_code == 0, result.output
     assert "hunter2" not in result.output
-    assert "admin:****@" in result.output
+    assert "mongodb://****@db.example:27017/" in result.output and "admin" not in result.output
     assert "profile data-migration" in result.output
 
 

@@ -176,6 +176,9 @@ async def test_metered_inserts_pair_each_write_with_its_own_charge():
     ("mongodb://127.0.0.1:27017/", False),
     ("mongodb+srv://u:p@cluster0.abcde.mongodb.net/", False),
     ("mongodb://user:pass.cosmos.azure.com@evil.example.com/", False),  # in the password
+    # the exact string the Azure portal gives: "@" in appName must not end the host part
+    ("mongodb://acct:a%2Bb%3D%3D@acct.mongo.cosmos.azure.com:10255/?ssl=true&replicaSet="
+     "globaldb&retrywrites=false&maxIdleTimeMS=120000&appName=@acct@", True),
 ])
 def test_cosmos_detection_by_host(uri, cosmos):
     assert is_cosmos_uri(uri) is cosmos

@@ -69,8 +69,8 @@ def test_bad_settings_name_the_setting(kwargs, expected):
 
 
 def test_mask_uri_hides_password():
-    assert mask_uri("mongodb://u:p%40ss@h:1/db?x=1") == "mongodb://u:****@h:1/db?x=1"
-    assert mask_uri("mongodb+srv://u:pw@cluster.example.net") == "mongodb+srv://u:****@cluster.example.net"
+    assert mask_uri("mongodb://u:p%40ss@h:1/db?x=1") == "mongodb://****@h:1/db?x=1"
+    assert mask_uri("mongodb+srv://u:pw@cluster.example.net") == "mongodb+srv://****@cluster.example.net"
     assert mask_uri("mongodb://h:1/") == "mongodb://h:1/"
 
 
@@ -78,7 +78,7 @@ def test_describe_settings_reports_origin_and_masks(monkeypatch):
     monkeypatch.setenv("MIG_TARGET_DB_CONNECTION_STRING", "mongodb://u:topsecret@h/")
     s = load_settings(profile="data-migration")
     rows = {r.name: r for r in describe_settings(s, overrides={"profile": "data-migration"})}
-    assert rows["MIG_TARGET_DB_CONNECTION_STRING"].value == "mongodb://u:****@h/"
+    assert rows["MIG_TARGET_DB_CONNECTION_STRING"].value == "mongodb://****@h/"
     assert rows["MIG_TARGET_DB_CONNECTION_STRING"].origin.startswith("environment")
     assert rows["FRAMEWORK_MAX_INSERT_WORKERS"].origin == "profile data-migration"
     assert rows["FRAMEWORK_PROFILE"].origin == "command line"
