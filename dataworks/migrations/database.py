@@ -28,8 +28,8 @@ from typing import Any
 
 from dataworks.checkpoints.store import CHECKPOINT_FORMAT, CheckpointStore, parse_store_spec
 from dataworks.core.clients import Endpoint, check_reachable, connect, fast_count
-from dataworks.core.sameness import may_share_a_server
 from dataworks.core.endpoints import SOURCE_SETTING, TARGET_SETTING
+from dataworks.core.sameness import may_share_a_server
 from dataworks.core.throttle import AdaptiveLimiter
 from dataworks.errors import Interrupted, UserError
 from dataworks.migrations import collection_options as copts

@@ -423,7 +423,7 @@ def test_sigint_stops_every_collection_and_prints_the_table(source_uri, target_u
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out + err
-    assert "resume with: dataworks migrate" in err
+    assert "run the same command again to resume: dataworks migrate" in err
     assert "interrupted" in out and "not started" in out  # the table of what was done
     again = dataworks(*args, cwd=tmp_path, env=env)
     assert again.returncode == 0, again.stderr
