@@ -29,7 +29,8 @@ handshake), so it can meter, refuse, shorten or rewrite each request. Behaviour:
   60 s) they get error 50 `ExceededTimeLimit`. Inserts are then never cut.
 - **`getLastRequestStatistics`** answers, on each connection, the command name, charge and
   duration of the previous metered request on that same connection (a throttled one
-  costs 0 RU). It is not itself metered, throttled or remembered.
+  costs 0 RU; before any, an error: the stand-in's choice). It is not itself metered,
+  throttled or remembered.
 - **Replica set `globaldb`**: `hello`/`isMaster` say `setName: "globaldb"` with this
   proxy's own address as `hosts`/`me`/`primary` (PyMongo discovers the set from there), so
   the portal's connection string works with `ssl=false`; see `portal_uri()`.
