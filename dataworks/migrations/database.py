@@ -27,7 +27,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dataworks.checkpoints.store import CHECKPOINT_FORMAT, CheckpointStore, parse_store_spec
-from dataworks.core.clients import Endpoint, check_reachable, connect, fast_count
+from dataworks.core.clients import (
+    Endpoint,
+    ReadOnlyCollection,
+    check_reachable,
+    connect,
+    fast_count,
+)
 from dataworks.core.endpoints import SOURCE_SETTING, TARGET_SETTING
 from dataworks.core.sameness import may_share_a_server
 from dataworks.core.throttle import AdaptiveLimiter
@@ -35,6 +41,7 @@ from dataworks.errors import Interrupted, UserError
 from dataworks.migrations import collection_options as copts
 from dataworks.migrations.database_report import CollectionOutcome, DatabaseReport
 from dataworks.migrations.engine import MigrationEngine, MigrationOptions
+from dataworks.migrations.finishing import after_load
 from dataworks.migrations.identity import run_id_for
 from dataworks.migrations.loading import load_strategy
 from dataworks.migrations.namespaces import (
@@ -43,6 +50,8 @@ from dataworks.migrations.namespaces import (
     Selection,
     plan_namespaces,
 )
+from dataworks.migrations.report import MigrationReport
+from dataworks.migrations.strategy import StrategyContext
 from dataworks.migrations.strategy_map import StrategyMap
 from dataworks.monitoring.logs import event
 from dataworks.monitoring.metrics import RunMetrics
@@ -217,7 +226,7 @@ class DatabaseRun:
             async with slots:
                 if self.stop.is_set():
                     return
-                await self._copy_collection(job, target_client, limiter,
+                await self._copy_collection(job, source_client, target_client, limiter,
                                             earlier.get(job.pair.source))
                 async with self._store_lock:
                     await self._save(store, report)
@@ -249,7 +258,7 @@ class DatabaseRun:
                 f"collection's checkpoint is saved ({report.checkpoint_store})",
                 hint="run the same command again to resume")
 
-    async def _copy_collection(self, job: CollectionJob, target_client: Any,
+    async def _copy_collection(self, job: CollectionJob, source_client: Any, target_client: Any,
                                limiter: AdaptiveLimiter, earlier: dict[str, Any] | None) -> None:
         assert job.options is not None
         outcome, opts = job.outcome, replace(job.options, shared_limiter=limiter)
@@ -263,15 +272,18 @@ class DatabaseRun:
             engine = MigrationEngine(opts, job.metrics)
             engine.stop = self.stop  # one Ctrl-C stops every collection
             result = await engine.run()
-            outcome.take(result)
             if result.status == "nothing to do":
+                result.warnings.clear()  # "already finished; use --force-from-start"
+                if not _recorded(earlier):  # data in, but stopped before indexes / verify
+                    await _finish_now(opts, engine, source_client, target_client, result)
+                outcome.take(result)
                 outcome.status = "already finished"
-                outcome.warnings.clear()
                 outcome.target_count = await fast_count(t_db[opts.target.collection])
-                if earlier and earlier.get("verification") is not None:
+                if earlier is not None and _recorded(earlier) and earlier.get("verification"):
                     outcome.verification = earlier["verification"]
                     outcome.verified_earlier = True
             else:
+                outcome.take(result)
                 outcome.status = "completed"
             outcome.option_problems += await copts.apply_validation(
                 t_db, opts.target.collection, job.info)
@@ -360,6 +372,28 @@ class DatabaseRun:
         finally:
             for signum in installed:
                 loop.remove_signal_handler(signum)
+
+
+def _recorded(earlier: dict[str, Any] | None) -> bool:
+    """Did an earlier database run record this collection's end? (It records "completed"
+    only once the engine returned: after indexes and verification.)"""
+    return bool(earlier and earlier.get("status") in ("completed", "already finished"))
+
+
+async def _finish_now(opts: MigrationOptions, engine: MigrationEngine, source_client: Any,
+                      target_client: Any, report: MigrationReport) -> None:
+    """The engine marks a collection finished once its data is in, before indexes and
+    verification: a run killed in between finds it finished. Do those steps now."""
+    source = ReadOnlyCollection(source_client[opts.source.db][opts.source.collection])
+    target = target_client[opts.target.db][opts.target.collection]
+    strategy = opts.strategy_cls(StrategyContext(
+        source=source, source_namespace=opts.source.namespace,
+        target_namespace=opts.target.namespace, batch_size=opts.batch_size))
+    query, projection = strategy.build_query() or {}, strategy.projection()
+    report.status = "completed"
+    report.target_count = await fast_count(target)
+    await after_load(source, target, engine._checkpoint_store(target_client), engine._finishing(),
+                     report, strategy, [], query, projection, opts.retry)
 
 
 def _stored(outcome: CollectionOutcome) -> dict[str, Any]:

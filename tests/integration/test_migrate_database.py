@@ -368,11 +368,15 @@ def test_sigkill_mid_database_run_then_same_command(source_uri, target_uri, tmp_
         name = f"c{i:02d}"
         assert assert_identical((source_uri, src, name), (target_uri, dst, name)) == n
         row = rows[f"{src}.{name}"]
-        if row["source"] in finished_before:  # not re-read
+        assert row["verification"]["equal"] is True, row
+        if row["source"] in finished_before:  # not re-read; its verification is recorded
             assert row["status"] == "already finished" and row["read"] == 0, row
+            assert row["verified_earlier"] is True
+        elif row["status"] == "already finished":
+            # Its data was in but the kill came before its verification: verified now.
+            assert row["read"] == 0 and row["verified_earlier"] is False, row
         else:
             assert row["status"] == "completed", row
-            assert row["verification"]["equal"] is True
     resumed = [r for r in rows.values() if r["status"] == "completed" and r["resumed_from"]]
     assert resumed, "a collection part-way at the kill should resume from its checkpoint"
     assert all(r["read"] <= r["source_count"] - r["resumed_from"] for r in resumed)
@@ -429,3 +433,34 @@ def test_sigint_stops_every_collection_and_prints_the_table(source_uri, target_u
     assert again.returncode == 0, again.stderr
     for i in range(4):
         assert assert_identical((source_uri, src, f"c{i}"), (target_uri, dst, f"c{i}")) == n
+
+
+def test_killed_between_data_and_verification_is_verified_on_the_rerun(
+        source_uri, target_uri, unique_db_name, tmp_path):
+    """The engine marks a collection finished once its data is in; a kill during its
+    verification leaves the database run without its outcome. The rerun must verify it
+    (here it finds a document removed from the target meanwhile), not call it done."""
+    src, dst = f"{unique_db_name}_src", unique_db_name
+    load(source_uri, src, "a", shapes(50, "str"))
+    load(source_uri, src, "b", shapes(60, "int"))
+    args = ["migrate", "--profile", "dev", "--source-uri", source_uri, "--source-db", src,
+            "--target-uri", target_uri, "--target-db", dst, "--verify", "hash",
+            "--report", str(tmp_path / "report.json")]
+    assert dataworks(*args, cwd=tmp_path).returncode == 0
+    run_id = json.loads((tmp_path / "report.json").read_text())["run_id"]
+    with MongoClient(target_uri) as client:
+        runs = client["dataworks_meta"]["checkpoints"]
+        doc = runs.find_one({"_id": run_id})
+        for c in doc["collections"]:
+            if c["source"] == f"{src}.b":  # as if killed while verifying b
+                c["status"], c["verification"] = "running", None
+        runs.replace_one({"_id": run_id}, doc)
+        client[dst]["b"].delete_one({"_id": Int64(3)})
+    again = dataworks(*args, cwd=tmp_path)
+    assert again.returncode == 1, again.stdout + again.stderr
+    rows = {r["source"]: r for r in json.loads((tmp_path / "report.json").read_text())
+            ["collections"]}
+    b, a = rows[f"{src}.b"], rows[f"{src}.a"]
+    assert b["status"] == "already finished" and b["read"] == 0
+    assert b["verification"]["equal"] is False and b["verification"]["missing_count"] == 1
+    assert a["verified_earlier"] is True and a["verification"]["equal"] is True
