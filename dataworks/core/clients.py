@@ -71,6 +71,7 @@ def connect(endpoint: Endpoint, **extra: Any) -> AsyncMongoClient[Any]:
     }
     if endpoint.max_idle_time_ms:
         options["maxIdleTimeMS"] = endpoint.max_idle_time_ms
+    _let_uri_options_win(options, endpoint.uri)
     options.update(extra)
     try:
         return AsyncMongoClient(endpoint.uri, **options)
@@ -79,6 +80,19 @@ def connect(endpoint: Endpoint, **extra: Any) -> AsyncMongoClient[Any]:
         raise SettingsError(
             f"connection string {mask_uri(endpoint.uri)} is not valid: {message}"
         ) from None
+
+
+def _let_uri_options_win(options: dict[str, Any], uri: str) -> None:
+    """Keyword options override the URI's in PyMongo, so drop our defaults for what the user
+    wrote in the connection string: Cosmos DB needs the portal's `appName=@account@`, and a
+    `maxIdleTimeMS` in the string is the user's choice (COSMOS.md section 7)."""
+    try:
+        written = {name.lower() for name in parse_connection_string(uri).options}
+    except UriError:
+        return  # AsyncMongoClient reports the bad string itself
+    for name in list(options):
+        if name.lower() in written:
+            del options[name]
 
 
 async def check_reachable(client: AsyncMongoClient[Any], endpoint: Endpoint, *, side: str,

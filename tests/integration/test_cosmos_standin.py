@@ -285,6 +285,8 @@ def test_migrate_from_portal_connection_string_sums_request_units_into_the_repor
     assert set(report["request_units_by"]) <= {"source:find", "source:getMore"}
     assert sum(report["request_units_by"].values()) == pytest.approx(report["request_units"])
     assert f"request units: {report['request_units']:,.1f} RU" in result.stdout
+    # the portal's appName reaches Cosmos on every connection DataWorks opened (section 7)
+    assert set(counters.app_names) == {"@acct@"}
     for secret in (COSMOS_TEST_KEY, quote_plus(COSMOS_TEST_KEY)):  # the account key
         assert secret not in result.stdout + result.stderr
         assert secret not in metrics_file.read_text()
