@@ -87,6 +87,7 @@ class DatabaseRun:
         self.stop = asyncio.Event()
         self.jobs: list[CollectionJob] = []
         self.report: DatabaseReport | None = None  # set once planned
+        self.limiter: AdaptiveLimiter | None = None  # the insert permits all collections share
         self._signals = 0
         self._store_lock = asyncio.Lock()
 
@@ -213,8 +214,8 @@ class DatabaseRun:
         earlier = {c.get("source"): c for c in previous.get("collections", [])
                    if isinstance(c, dict)}
         await self._save(store, report)
-        limiter = AdaptiveLimiter(base.workers, recovery_s=base.throttle_recovery_s,
-                                  metrics=self.metrics)
+        limiter = self.limiter = AdaptiveLimiter(
+            base.workers, recovery_s=base.throttle_recovery_s, metrics=self.metrics)
         slots = asyncio.Semaphore(max(1, self.options.parallel_collections))
         copies = sorted((j for j in self.jobs if j.options is not None),
                         key=lambda j: (-j.size, -j.count, j.pair.source))

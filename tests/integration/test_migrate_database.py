@@ -464,3 +464,47 @@ def test_killed_between_data_and_verification_is_verified_on_the_rerun(
     assert b["status"] == "already finished" and b["read"] == 0
     assert b["verification"]["equal"] is False and b["verification"]["missing_count"] == 1
     assert a["verified_earlier"] is True and a["verification"]["equal"] is True
+
+
+def test_collections_share_the_insert_workers(source_uri, target_uri, unique_db_name):
+    """Three collections at once with two insert workers: never more than two inserts in
+    flight for the whole run (every engine takes its permits from the run's one limiter)."""
+    import asyncio
+
+    from dataworks import commands
+    from dataworks.config.settings import load_settings
+    from dataworks.migrations.namespaces import Selection
+
+    src, dst = f"{unique_db_name}_src", unique_db_name
+    for i in range(3):
+        load(source_uri, src, f"c{i}", mixed_documents(1200, seed=i))
+    settings = load_settings(profile="dev", overrides={
+        "mig_source_db_connection_string": source_uri, "mig_target_db_connection_string":
+        target_uri, "max_insert_workers": 2, "mig_batch_size": 100})
+    holder: list[Any] = []
+    peaks = {"in_flight": 0, "running": 0, "both": 0}
+
+    async def sample() -> None:
+        while True:
+            run = holder[0] if holder else None
+            if run is not None and run.limiter is not None:
+                in_flight, running = run.limiter.in_use, len(run.running())
+                peaks["in_flight"] = max(peaks["in_flight"], in_flight)
+                peaks["running"] = max(peaks["running"], running)
+                if in_flight and running >= 2:
+                    peaks["both"] += 1
+            await asyncio.sleep(0.002)
+
+    async def go() -> Any:
+        sampler = asyncio.create_task(sample())
+        try:
+            return await commands.migrate_database(
+                settings, Selection(source_dbs=(src,), target_db=dst),
+                parallel_collections=3, run=holder, verify="none")
+        finally:
+            sampler.cancel()
+
+    report = asyncio.run(go())
+    assert report.ok and report.totals()["migrated"] == 3600
+    assert peaks["running"] == 3 and peaks["both"] > 0, peaks
+    assert 1 <= peaks["in_flight"] <= 2, peaks

@@ -1,0 +1,36 @@
+"""The database run's progress lines: one per running collection, finished ones folded into
+the overall count (pure: a run object with hand-set counters, no server)."""
+
+from __future__ import annotations
+
+from dataworks.core.clients import Endpoint
+from dataworks.migrations.database import CollectionJob, DatabaseOptions, DatabaseRun
+from dataworks.migrations.database_report import CollectionOutcome
+from dataworks.migrations.engine import MigrationOptions
+from dataworks.migrations.namespaces import NamespacePair, Selection
+from dataworks.migrations.strategy import DefaultStrategy
+from dataworks.monitoring.database_progress import _lines
+
+
+def job(name: str, status: str, done: int, total: int) -> CollectionJob:
+    base = MigrationOptions(source=Endpoint("mongodb://h/", "a", name),
+                            target=Endpoint("mongodb://t/", "a", name),
+                            strategy_cls=DefaultStrategy)
+    j = CollectionJob(NamespacePair(f"a.{name}", f"a.{name}"), {"name": name},
+                      CollectionOutcome(f"a.{name}", f"a.{name}", status=status),  # type: ignore[arg-type]
+                      options=base, count=total)
+    j.metrics.total, j.metrics.written = total, done
+    return j
+
+
+def test_a_line_per_running_collection_and_one_overall_line() -> None:
+    base = MigrationOptions(source=Endpoint("mongodb://h/", "a", "x"),
+                            target=Endpoint("mongodb://t/", "a", "x"),
+                            strategy_cls=DefaultStrategy)
+    run = DatabaseRun(DatabaseOptions(base=base, selection=Selection(source_dbs=("a",))))
+    run.jobs = [job("done1", "completed", 300, 300), job("done2", "already finished", 0, 200),
+                job("busy", "running", 50, 100), job("later", "not started", 0, 400)]
+    run.jobs[1].outcome.source_count = 200
+    lines = _lines(run)
+    assert lines[0].startswith("database: 2/4 collections done · 550/1,000 documents")
+    assert len(lines) == 2 and lines[1].strip().startswith("a.busy: 50/100 documents")
