@@ -232,9 +232,13 @@ class _MeteredCursor:
                 self._client[self._source.database_name][self._source.name])
             self._cursor = own.find_raw_batches(*self._args, **self._kwargs)
         database = self._client[self._source.database_name]
+        # A live cursor asks the server again; the getMore that finds the end is billed too.
+        talks = self._cursor.alive
         try:
             data = await self._cursor.__anext__()  # one find/getMore round trip
         except StopAsyncIteration:
+            if talks:
+                await self._meter.sample(database)
             raise
         except PyMongoError:
             await self._meter.sample(database)

@@ -287,6 +287,9 @@ def test_migrate_from_portal_connection_string_sums_request_units_into_the_repor
     assert f"request units: {report['request_units']:,.1f} RU" in result.stdout
     # the portal's appName reaches Cosmos on every connection DataWorks opened (section 7)
     assert set(counters.app_names) == {"@acct@"}
+    # every read the run's cursors made is in the report, the empty last getMore included
+    assert report["request_units_by"]["source:getMore"] == pytest.approx(
+        counters.charged_by_command["getMore"])
     for secret in (COSMOS_TEST_KEY, quote_plus(COSMOS_TEST_KEY)):  # the account key
         assert secret not in result.stdout + result.stderr
         assert secret not in metrics_file.read_text()
