@@ -114,6 +114,11 @@ class DatabaseRun:
         m.total = sum(j.count for j in jobs)
         return m
 
+    async def _refresh_metrics_every(self, seconds: float) -> None:
+        while True:
+            self.refresh_metrics()
+            await asyncio.sleep(seconds)
+
     # -- the run ---------------------------------------------------------------------------
 
     async def run(self) -> DatabaseReport:
@@ -232,12 +237,16 @@ class DatabaseRun:
                 async with self._store_lock:
                     await self._save(store, report)
 
-        with self._signal_handlers():
-            async with asyncio.TaskGroup() as group:
-                for job in copies:
-                    group.create_task(copy(job))
-            if not self.stop.is_set():
-                await self._views(target_client)
+        refresher = asyncio.create_task(self._refresh_metrics_every(1.0))  # --metrics-file
+        try:
+            with self._signal_handlers():
+                async with asyncio.TaskGroup() as group:
+                    for job in copies:
+                        group.create_task(copy(job))
+                if not self.stop.is_set():
+                    await self._views(target_client)
+        finally:
+            refresher.cancel()
         self.refresh_metrics()
         self.metrics.finish()
         report.duration_s = time.monotonic() - started

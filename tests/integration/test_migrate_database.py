@@ -508,3 +508,28 @@ def test_collections_share_the_insert_workers(source_uri, target_uri, unique_db_
     assert report.ok and report.totals()["migrated"] == 3600
     assert peaks["running"] == 3 and peaks["both"] > 0, peaks
     assert 1 <= peaks["in_flight"] <= 2, peaks
+
+
+def test_a_failing_collection_fails_the_run_and_the_others_finish(source_uri, target_uri,
+                                                                  unique_db_name, tmp_path):
+    src, dst = f"{unique_db_name}_src", unique_db_name
+    load(source_uri, src, "good", shapes(80, "str"))
+    load(source_uri, src, "bad", shapes(80, "int"))
+    (tmp_path / "raises.py").write_text(
+        "from dataworks import BaseMigrationStrategy\n"
+        "class Raises(BaseMigrationStrategy):\n"
+        "    def transform(self, doc):\n"
+        "        raise ValueError('no')\n")
+    (tmp_path / "map.toml").write_text(
+        f'[[namespace]]\nmatch = "{src}.bad"\nstrategy = "raises.py"\n')
+    report_file = tmp_path / "report.json"
+    done = dataworks("migrate", "--profile", "dev", "--source-uri", source_uri,
+                     "--source-db", src, "--target-uri", target_uri, "--target-db", dst,
+                     "--strategy-map", str(tmp_path / "map.toml"), "--report", str(report_file),
+                     cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{src}.bad (failed)" in done.stderr
+    rows = {r["source"]: r for r in json.loads(report_file.read_text())["collections"]}
+    assert rows[f"{src}.bad"]["status"] == "failed" and "ValueError" in rows[f"{src}.bad"]["error"]
+    assert rows[f"{src}.good"]["status"] == "completed" and rows[f"{src}.good"]["ok"] is True
+    assert_identical((source_uri, src, "good"), (target_uri, dst, "good"))
