@@ -113,19 +113,28 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id from `checkpoints li
 def delete(run_id: Annotated[str, typer.Argument(help="Run id from `checkpoints list`.")],
            store: StoreOption = "target", target_uri: TargetUriOption = None, *,
            common: CommonOptions) -> None:
-    """Discard a run's saved state: its next run starts from the beginning."""
+    """Discard a run's saved state: its next run starts from the beginning (for a database
+    run: the checkpoints of all its collections too)."""
     settings = common.settings(mig_target_db_connection_string=target_uri)
 
-    async def remove(s: CheckpointStore) -> bool:
-        if await s.load(run_id) is None:
-            return False
+    async def remove(s: CheckpointStore) -> list[str] | None:
+        state = await s.load(run_id)
+        if state is None:
+            return None
+        children = [str(c["run_id"]) for c in state.get("collections", [])
+                    if state.get("kind") == DATABASE_RUN and isinstance(c, dict)
+                    and c.get("run_id")]
+        for child in children:
+            await s.delete(child)
         await s.delete(run_id)
-        return True
+        return children
 
-    if not asyncio.run(_with_store(settings, store, remove)):
+    children = asyncio.run(_with_store(settings, store, remove))
+    if children is None:
         raise CheckpointError(f"no saved state for run {run_id}",
                               hint="see `dataworks checkpoints list`")
-    typer.echo(f"deleted checkpoint of run {run_id}")
+    typer.echo(f"deleted checkpoint of run {run_id}"
+               + (f" and of its {len(children)} collections" if children else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -533,3 +533,27 @@ def test_a_failing_collection_fails_the_run_and_the_others_finish(source_uri, ta
     assert rows[f"{src}.bad"]["status"] == "failed" and "ValueError" in rows[f"{src}.bad"]["error"]
     assert rows[f"{src}.good"]["status"] == "completed" and rows[f"{src}.good"]["ok"] is True
     assert_identical((source_uri, src, "good"), (target_uri, dst, "good"))
+
+
+def test_checkpoints_delete_of_a_database_run_deletes_its_collections(
+        source_uri, target_uri, unique_db_name, tmp_path):
+    src, dst = f"{unique_db_name}_src", unique_db_name
+    load(source_uri, src, "a", shapes(30, "str"))
+    load(source_uri, src, "b", shapes(20, "int"))
+    store = f"file:{tmp_path / 'ckpt'}/"
+    args = ["migrate", "--profile", "dev", "--source-uri", source_uri, "--source-db", src,
+            "--target-uri", target_uri, "--target-db", dst, "--checkpoint-store", store,
+            "--report", str(tmp_path / "report.json")]
+    assert dataworks(*args, cwd=tmp_path).returncode == 0
+    run_id = json.loads((tmp_path / "report.json").read_text())["run_id"]
+    assert len(list((tmp_path / "ckpt").glob("*.json"))) == 3
+    deleted = dataworks("checkpoints", "delete", run_id, "--checkpoint-store", store,
+                        cwd=tmp_path)
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"deleted checkpoint of run {run_id} and of its 2 collections" in deleted.stdout
+    assert list((tmp_path / "ckpt").glob("*.json")) == []
+    again = dataworks(*args, cwd=tmp_path)  # starts over: everything already present
+    assert again.returncode == 0, again.stderr
+    rows = json.loads((tmp_path / "report.json").read_text())["collections"]
+    assert {r["status"] for r in rows} == {"completed"}
+    assert sum(r["already_present"] for r in rows) == 50
