@@ -63,7 +63,7 @@ class TargetCheckpointStore:
 
     async def list_runs(self) -> list[dict[str, Any]]:
         runs = []
-        async for doc in self._collection.find({}).sort("_id", 1):
+        async for doc in self._collection.find({}, batch_size=1000).sort("_id", 1):
             run_id = doc.pop("_id")
             runs.append({**doc, "run_id": run_id})
         return runs

@@ -143,7 +143,7 @@ class PartitionPlanner:
             if self.query:
                 pipeline.append({"$match": self.query})
             pipeline += [{"$sample": {"size": size}}, {"$project": {"_id": 1}}]
-            cursor = await self.source.aggregate(pipeline)
+            cursor = await self.source.aggregate(pipeline, batchSize=10_000)
             ids = [doc["_id"] async for doc in cursor]
         except OperationFailure as exc:
             log.info("$sample unavailable (%s); scanning _ids for partition boundaries", exc.code)

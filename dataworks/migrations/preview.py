@@ -171,7 +171,7 @@ async def _read(strategy: BaseMigrationStrategy, source: ReadOnlyCollection,
         docs = await strategy.read_batch(count, await strategy.get_resume_point())
         return [dict(d) for d in docs[:count]]
     cursor = source.find(strategy.build_query() or {}, strategy.projection(),
-                         sort=[("_id", 1)], limit=count)
+                         sort=[("_id", 1)], limit=count, batch_size=min(max(count, 1), 1000))
     return [doc async for doc in cursor]
 
 

@@ -20,7 +20,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,18 +31,18 @@ from dataworks.testing.ferretdb import free_port, stop_registered, tools_dir
 MONGO_JAVA_SERVER_VERSION = "1.47.0"
 SOURCES = Path(__file__).resolve().parent / "java"
 LAUNCHER = "DataWorksMongoServer"
-DEFAULT_HEAP = "2g"
+DEFAULT_HEAP = "3g"
 
 
 def install_dir() -> Path:
     return tools_dir() / "mongojava"
 
 
-def _sources_digest() -> str:
+def _digest(*names: str) -> str:
     digest = hashlib.sha256()
-    for name in ("pom.xml", f"{LAUNCHER}.java"):
+    for name in names:
         digest.update((SOURCES / name).read_bytes())
-    return digest.hexdigest()
+    return digest.hexdigest()[:12]
 
 
 def _tool(name: str) -> str:
@@ -53,30 +55,39 @@ def _tool(name: str) -> str:
     return found
 
 
-def ensure_mongojava() -> Path:
-    """The install directory (`lib/` jars, `classes/` launcher); fetches and compiles if stale."""
+def ensure_mongojava() -> tuple[Path, Path]:
+    """The jars directory and the compiled launcher's directory; fetched/compiled if missing.
+
+    Both are named after a digest of their sources, so trees with different launchers share
+    `.tools` without rebuilding each other's files; each is built aside, then renamed."""
     home = install_dir()
-    stamp = home / "built-from.sha256"
-    digest = _sources_digest()
-    if stamp.is_file() and stamp.read_text().strip() == digest:
-        return home
-    print(f"fetching mongo-java-server {MONGO_JAVA_SERVER_VERSION} into {home} (first use only)",
-          file=sys.stderr)
-    lib, classes = home / "lib", home / "classes"
-    for stale in (lib, classes):
-        shutil.rmtree(stale, ignore_errors=True)
-    subprocess.run(
-        [_tool("mvn"), "-q", "-B", f"-Dmaven.repo.local={home / 'maven-cache'}",
-         "-f", str(SOURCES / "pom.xml"), "dependency:copy-dependencies",
-         f"-DoutputDirectory={lib}", "-Dstyle.color=never"],
-        check=True, stdout=sys.stderr,
-    )
-    subprocess.run(
-        [_tool("javac"), "-d", str(classes), "-cp", f"{lib}/*", str(SOURCES / f"{LAUNCHER}.java")],
-        check=True, stdout=sys.stderr,
-    )
-    stamp.write_text(digest + "\n")
-    return home
+    lib = home / f"lib-{_digest('pom.xml')}"
+    classes = home / f"classes-{_digest('pom.xml', f'{LAUNCHER}.java')}"
+    if not lib.is_dir():
+        print(f"fetching mongo-java-server {MONGO_JAVA_SERVER_VERSION} into {lib} (first use "
+              "only)", file=sys.stderr)
+        _build_into(lib, lambda out: [
+            _tool("mvn"), "-q", "-B", f"-Dmaven.repo.local={home / 'maven-cache'}",
+            "-f", str(SOURCES / "pom.xml"), "dependency:copy-dependencies",
+            f"-DoutputDirectory={out}", "-Dstyle.color=never"])
+    if not classes.is_dir():
+        _build_into(classes, lambda out: [
+            _tool("javac"), "-d", str(out), "-cp", f"{lib}/*", str(SOURCES / f"{LAUNCHER}.java")])
+    return lib, classes
+
+
+def _build_into(final: Path, command: Callable[[Path], list[str]]) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=final.name + ".", dir=final.parent))
+    try:
+        subprocess.run(command(work), check=True, stdout=sys.stderr)
+        try:
+            work.rename(final)
+        except OSError:  # built meanwhile by another process
+            if not final.is_dir():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @dataclass
@@ -86,7 +97,8 @@ class MongoJavaServer:
     data_dir: Path
     port: int = field(default_factory=free_port)
     backend: str = "memory"
-    oplog: bool = False
+    oplog: bool = False  # keep an oplog (change streams); costs about half again per insert
+    oplog_window: int | None = None  # oplog entries kept; None: the launcher's 50,000
     heap: str = field(default_factory=lambda: os.environ.get("DATAWORKS_MONGOJAVA_HEAP",
                                                              DEFAULT_HEAP))
     process: subprocess.Popen[bytes] | None = None
@@ -96,14 +108,17 @@ class MongoJavaServer:
         return f"mongodb://127.0.0.1:{self.port}/"
 
     def command(self) -> list[str]:
-        home = ensure_mongojava()
-        args = [_tool("java"), f"-Xmx{self.heap}", "-cp",
-                f"{home / 'classes'}{os.pathsep}{home / 'lib'}/*", LAUNCHER,
+        lib, classes = ensure_mongojava()
+        # An out-of-memory JVM exits (and the tests fail saying so) instead of thrashing.
+        args = [_tool("java"), f"-Xmx{self.heap}", "-XX:+ExitOnOutOfMemoryError", "-cp",
+                f"{classes}{os.pathsep}{lib}/*", LAUNCHER,
                 "--port", str(self.port), "--backend", self.backend]
         if self.backend == "h2":
             args += ["--file", str(self.data_dir / "data.mv")]
         if self.oplog:
             args.append("--oplog")
+            if self.oplog_window is not None:
+                args += ["--oplog-window", str(self.oplog_window)]
         return args
 
     def start(self, timeout: float = 60.0) -> MongoJavaServer:
@@ -144,7 +159,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
     servers = []
     for index in range(args.count):
         server = MongoJavaServer(state / f"server{index}", backend=args.backend,
-                                 oplog=args.oplog).start()
+                                 oplog=args.oplog, oplog_window=args.oplog_window).start()
         assert server.process is not None
         servers.append({"uri": server.uri, "pid": server.process.pid})
         print(server.uri)
@@ -161,12 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--backend", choices=["memory", "h2"], default="memory",
                        help="memory (default) or an H2 file in the state directory")
     start.add_argument("--oplog", action="store_true", help="keep an oplog (change streams)")
+    start.add_argument("--oplog-window", type=int, default=None,
+                       help="oplog entries kept (default 50,000; 0 keeps all)")
     stop = sub.add_parser("stop", help="stop the servers started with the same --state")
     stop.add_argument("--state", default=".dataworks/dev-servers")
     sub.add_parser("build", help="fetch the jars and compile the launcher if missing")
     args = parser.parse_args(argv)
     if args.command == "build":
-        print(ensure_mongojava())
+        lib, classes = ensure_mongojava()
+        print(classes)
         return 0
     if args.command == "stop":
         stop_registered(Path(args.state))

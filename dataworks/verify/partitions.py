@@ -82,7 +82,7 @@ async def plan_partitions(
     size = count * SAMPLES_PER_PARTITION
     try:
         cursor = await source.raw.aggregate(
-            [{"$sample": {"size": size}}, {"$project": {"_id": 1}}]
+            [{"$sample": {"size": size}}, {"$project": {"_id": 1}}], batchSize=10_000
         )
         sampled = [document_id(doc.raw) async for doc in cursor]
     except OperationFailure as exc:

@@ -43,7 +43,9 @@ async def _sample_with_stage(
     pipeline.append({"$sample": {"size": size}})
     if projection:
         pipeline.append({"$project": dict(projection)})
-    cursor = await source.raw.aggregate(pipeline)
+    # A batch size on every cursor: some servers answer a getMore without one with all the
+    # rest at once, over the maximum message size.
+    cursor = await source.raw.aggregate(pipeline, batchSize=1000)
     return [doc.raw async for doc in cursor]
 
 
@@ -79,7 +81,8 @@ async def _fetch(
 
     async def lookup(chunk: list[Any]) -> list[bytes]:
         found: list[bytes] = []
-        async for batch in collection.find_raw_batches({"_id": {"$in": chunk}}, **options):
+        async for batch in collection.find_raw_batches({"_id": {"$in": chunk}},
+                                                       batch_size=LOOKUP_CHUNK, **options):
             found.extend(split_documents(batch))
         return found
 

@@ -35,7 +35,7 @@ KINDS = [
 
 
 @pytest.fixture
-async def sides(source_uri, target_uri, unique_db_name):
+async def sides(source_uri, target_uri, unique_db_name, target_db_name):
     source_client: AsyncMongoClient = AsyncMongoClient(source_uri)
     target_client: AsyncMongoClient = AsyncMongoClient(target_uri)
     source = source_client[unique_db_name]["orders"]
@@ -47,9 +47,9 @@ async def sides(source_uri, target_uri, unique_db_name):
     await source.insert_many(docs)
     for keys, options in KINDS:
         await source.create_index(keys, **options)
-    yield ReadOnlyCollection(source), target_client[unique_db_name]["orders"], docs, target_client
+    yield ReadOnlyCollection(source), target_client[target_db_name]["orders"], docs, target_client
     await source_client.drop_database(unique_db_name)
-    await target_client.drop_database(unique_db_name)
+    await target_client.drop_database(target_db_name)
     await source_client.close()
     await target_client.close()
 
@@ -170,13 +170,14 @@ async def test_deferred_build_survives_cancellation(sides):
     assert (await compare_indexes(source, target)).equal
 
 
-def test_indexes_cli_compare_and_copy_exit_codes(source_uri, target_uri, unique_db_name):
+def test_indexes_cli_compare_and_copy_exit_codes(source_uri, target_uri, unique_db_name,
+                                                 target_db_name):
     with MongoClient(source_uri) as s, MongoClient(target_uri) as t:
         s[unique_db_name]["c"].insert_many([{"_id": i, "a": i} for i in range(10)])
         s[unique_db_name]["c"].create_index([("a", -1)], name="a_desc", unique=True)
         args = ["--source-uri", source_uri, "--source-db", unique_db_name,
                 "--source-collection", "c", "--target-uri", target_uri,
-                "--target-db", unique_db_name, "--target-collection", "c"]
+                "--target-db", target_db_name, "--target-collection", "c"]
         runner = CliRunner()
         try:
             first = runner.invoke(app, ["indexes", "compare", *args])
@@ -192,4 +193,4 @@ def test_indexes_cli_compare_and_copy_exit_codes(source_uri, target_uri, unique_
             assert missing.exit_code == 2
         finally:
             s.drop_database(unique_db_name)
-            t.drop_database(unique_db_name)
+            t.drop_database(target_db_name)

@@ -29,6 +29,32 @@ class Ranges(BaseMigrationStrategy):
 """
 
 
+# Reads in natural order (what FerretDB gets by default) on a server that can seek `_id`
+# ranges too, so that the natural-order resume path is tested on every test server.
+NATURAL_STRATEGY = """
+from dataworks import BaseMigrationStrategy
+from dataworks.migrations.partitioning import NATURAL, Partition
+
+class Natural(BaseMigrationStrategy):
+    async def partitions(self, planner):
+        return [Partition(0, NATURAL)]
+"""
+
+
+def reading_strategy(reading: str, test_server, tmp_path: Path) -> str | None:
+    """The strategy that makes the run read `reading` ("natural"/"id_ranges") on this server;
+    None where the server's default already does."""
+    if reading == "natural":
+        if not test_server.can("seek_id_ranges"):
+            return None
+        name, source = "Natural", NATURAL_STRATEGY
+    else:
+        name, source = "Ranges", RANGES_STRATEGY
+    path = tmp_path / f"{name.lower()}.py"
+    path.write_text(source)
+    return f"{path}:{name}"
+
+
 def start_migrate(source_uri, target_uri, src_db, dst_db, store, cwd: Path,
                   strategy: str | None = None) -> subprocess.Popen:
     env = {
@@ -101,13 +127,10 @@ def resume_source(source_uri):
 @pytest.mark.parametrize(("store_kind", "reading"),
                          [("file", "natural"), ("target", "natural"), ("file", "id_ranges")])
 def test_sigkill_at_several_points_then_resume_is_exact(store_kind, reading, resume_source,
-                                                         source_uri, target_uri,
+                                                         source_uri, target_uri, test_server,
                                                          unique_db_name, tmp_path):
     store = f"file:{tmp_path / 'ckpt.json'}" if store_kind == "file" else "target"
-    strategy = None
-    if reading == "id_ranges":
-        (tmp_path / "ranges.py").write_text(RANGES_STRATEGY)
-        strategy = f"{tmp_path / 'ranges.py'}:Ranges"
+    strategy = reading_strategy(reading, test_server, tmp_path)
 
     def run():
         return start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
@@ -162,6 +185,7 @@ def test_sigint_saves_checkpoint_exits_130_and_resumes(resume_source, source_uri
 
 
 def test_resume_refuses_a_source_changed_under_a_natural_order_read(source_uri, target_uri,
+                                                                      test_server,
                                                                       unique_db_name, tmp_path):
     """FerretDB cannot seek `_id` ranges, so the run reads in natural order and resumes by
     position; when documents before that position change, resuming must stop and say so
@@ -169,7 +193,9 @@ def test_resume_refuses_a_source_changed_under_a_natural_order_read(source_uri, 
     src_db = f"{unique_db_name}_src"
     load(source_uri, src_db, "orders", mixed_documents(8_000, seed=5))
     store = f"file:{tmp_path / 'ckpt.json'}"
-    proc = start_migrate(source_uri, target_uri, src_db, unique_db_name, store, tmp_path)
+    strategy = reading_strategy("natural", test_server, tmp_path)
+    proc = start_migrate(source_uri, target_uri, src_db, unique_db_name, store, tmp_path,
+                         strategy)
     interrupt_once_checkpointed(proc, store, target_uri, unique_db_name)
     saved = json_util.loads(Path(store[5:]).read_text())
     mark = saved["partitions"][0]["high_water"]
@@ -181,7 +207,8 @@ def test_resume_refuses_a_source_changed_under_a_natural_order_read(source_uri, 
         first = orders.find_one({}, {"_id": 1})  # natural order: inside the copied prefix
         orders.delete_one({"_id": first["_id"]})
 
-    again = start_migrate(source_uri, target_uri, src_db, unique_db_name, store, tmp_path)
+    again = start_migrate(source_uri, target_uri, src_db, unique_db_name, store, tmp_path,
+                          strategy)
     _, err = again.communicate(timeout=300)
     assert again.returncode == 2, err
     assert "the source changed" in err and "--force-from-start" in err
@@ -193,7 +220,7 @@ def test_resume_refuses_a_source_changed_under_a_natural_order_read(source_uri, 
          "--source-uri", source_uri, "--source-db", src_db, "--source-collection", "orders",
          "--target-uri", target_uri, "--target-db", unique_db_name,
          "--target-collection", "orders", "--checkpoint-store", store, "--force-from-start",
-         "--verify", "none"],
+         "--verify", "none", *(["--strategy", strategy] if strategy else [])],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     assert fresh.returncode == 0, fresh.stderr

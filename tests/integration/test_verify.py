@@ -29,12 +29,12 @@ async def fill(collection, docs: list[dict]) -> None:
 
 
 @pytest.fixture
-async def clients(source_uri, target_uri, unique_db_name):
+async def clients(source_uri, target_uri, unique_db_name, target_db_name):
     source_client: AsyncMongoClient = AsyncMongoClient(source_uri)
     target_client: AsyncMongoClient = AsyncMongoClient(target_uri)
-    yield source_client[unique_db_name], target_client[unique_db_name]
+    yield source_client[unique_db_name], target_client[target_db_name]
     await source_client.drop_database(unique_db_name)
-    await target_client.drop_database(unique_db_name)
+    await target_client.drop_database(target_db_name)
     await source_client.close()
     await target_client.close()
 
@@ -117,21 +117,22 @@ async def test_given_partitions_are_read_in_parallel_and_cover_mixed_id_types(cl
     assert report.matched == 1107
 
 
-def test_cli_exit_codes_and_json_report(source_uri, target_uri, unique_db_name, tmp_path):
+def test_cli_exit_codes_and_json_report(source_uri, target_uri, unique_db_name, target_db_name,
+                                        tmp_path):
     with MongoClient(source_uri) as s, MongoClient(target_uri) as t:
         docs = [{"_id": i, "v": i} for i in range(300)]
         s[unique_db_name]["c"].insert_many(docs)
-        t[unique_db_name]["c"].insert_many(docs)
+        t[target_db_name]["c"].insert_many(docs)
         args = ["--source-uri", source_uri, "--source-db", unique_db_name,
                 "--source-collection", "c", "--target-uri", target_uri,
-                "--target-db", unique_db_name, "--target-collection", "c"]
+                "--target-db", target_db_name, "--target-collection", "c"]
         runner = CliRunner()
         try:
             for mode in ("count", "hash", "sample"):
                 equal = runner.invoke(app, ["verify", "--mode", mode, *args])
                 assert equal.exit_code == 0, equal.output
                 assert "EQUAL" in equal.output
-            t[unique_db_name]["c"].delete_many({"_id": {"$gte": 150}})
+            t[target_db_name]["c"].delete_many({"_id": {"$gte": 150}})
             path = tmp_path / "report.json"
             different = runner.invoke(app, ["verify", "--mode", "hash", "--report", str(path),
                                             *args])
@@ -147,7 +148,7 @@ def test_cli_exit_codes_and_json_report(source_uri, target_uri, unique_db_name, 
             assert "does not exist" in no_source.output
         finally:
             s.drop_database(unique_db_name)
-            t.drop_database(unique_db_name)
+            t.drop_database(target_db_name)
 
 
 STRATEGY = '''
@@ -160,16 +161,17 @@ class Upper(BaseMigrationStrategy):
 '''
 
 
-def test_cli_applies_a_strategy_transform(source_uri, target_uri, unique_db_name, tmp_path):
+def test_cli_applies_a_strategy_transform(source_uri, target_uri, unique_db_name,
+                                          target_db_name, tmp_path):
     strategy = tmp_path / "upper.py"
     strategy.write_text(STRATEGY)
     with MongoClient(source_uri) as s, MongoClient(target_uri) as t:
         docs = [{"_id": i, "name": f"n{i}"} for i in range(100)]
         s[unique_db_name]["c"].insert_many(docs)
-        t[unique_db_name]["c"].insert_many([{**d, "name": d["name"].upper()} for d in docs])
+        t[target_db_name]["c"].insert_many([{**d, "name": d["name"].upper()} for d in docs])
         args = ["verify", "--mode", "hash", "--source-uri", source_uri, "--source-db",
                 unique_db_name, "--source-collection", "c", "--target-uri", target_uri,
-                "--target-db", unique_db_name, "--target-collection", "c"]
+                "--target-db", target_db_name, "--target-collection", "c"]
         runner = CliRunner()
         try:
             assert runner.invoke(app, args).exit_code == 1
@@ -177,7 +179,7 @@ def test_cli_applies_a_strategy_transform(source_uri, target_uri, unique_db_name
             assert result.exit_code == 0, result.output
         finally:
             s.drop_database(unique_db_name)
-            t.drop_database(unique_db_name)
+            t.drop_database(target_db_name)
 
 
 async def test_source_query_and_projection_narrow_the_source_side(clients):

@@ -33,18 +33,18 @@ def orders(count: int) -> list[dict]:
 
 
 async def test_extra_target_documents_of_any_id_type_are_found_on_id_range_reading(
-        source_uri, target_uri, unique_db_name):
+        source_uri, target_uri, unique_db_name, target_db_name):
     """Source: 500 ObjectId `_id`s, so the plan holds ObjectId ranges only. The target gets
     the same 500 plus a string, a number and a sub-document `_id`: all three are extra."""
     docs = [{"_id": ObjectId(), "n": i} for i in range(500)]
     strays = [{"_id": "stray"}, {"_id": 7}, {"_id": {"a": 1}}]
     async with AsyncMongoClient(source_uri) as s, AsyncMongoClient(target_uri) as t:
         await s[unique_db_name].c.insert_many(docs)
-        await t[unique_db_name].c.insert_many([*docs, *strays])
+        await t[target_db_name].c.insert_many([*docs, *strays])
         source = ReadOnlyCollection(s[unique_db_name].c)
         plan = await PartitionPlanner(source).plan_ranges(3)
         assert {p.group for p in plan} == {"objectId"}
-        report = await verify(source, t[unique_db_name].c, "hash", partitions=plan)
+        report = await verify(source, t[target_db_name].c, "hash", partitions=plan)
         assert not report.equal
         assert report.extra_ids == [7, "stray", {"a": 1}]  # in BSON order
         assert report.extra_count == 3 and report.missing_count == 0

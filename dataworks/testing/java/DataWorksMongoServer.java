@@ -1,7 +1,8 @@
 /*
  * DataWorks' launcher for mongo-java-server (the second test server, next to FerretDB).
  *
- *   java -cp "classes:lib/*" DataWorksMongoServer --port N [--backend memory|h2] [--file PATH] [--oplog]
+ *   java -cp "classes:lib/*" DataWorksMongoServer --port N [--backend memory|h2] [--file PATH]
+ *        [--oplog [--oplog-window ENTRIES]]
  *
  * Binds 127.0.0.1 only, prints "listening 127.0.0.1:N" once it accepts connections, stops on
  * SIGTERM. What it changes on top of the library, and why:
@@ -9,7 +10,10 @@
  *  - answers an explicit `hello` like `isMaster` (the library knows only the latter);
  *  - change streams (with --oplog): the aggregate reply carries `operationTime` (PyMongo needs
  *    it to open a stream without a start time), and an update event's `documentKey` is
- *    `{_id: ...}` (the library puts the update document there).
+ *    `{_id: ...}` (the library puts the update document there);
+ *  - the oplog keeps the last ENTRIES (default 50,000; 0: all) like MongoDB's capped oplog,
+ *    so that a test session's memory stays bounded; a stream resumed from before the window
+ *    fails with ChangeStreamHistoryLost (286), as on MongoDB, instead of silently skipping.
  */
 
 import java.lang.reflect.Field;
@@ -28,6 +32,7 @@ import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
 import de.bwaldvogel.mongo.bson.BsonTimestamp;
 import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.exception.MongoServerError;
 import de.bwaldvogel.mongo.oplog.Oplog;
 import io.netty.channel.Channel;
 
@@ -48,6 +53,9 @@ public final class DataWorksMongoServer {
     /** Start time of the change stream opened by the current command (same thread). */
     static final ThreadLocal<BsonTimestamp> STREAM_START = new ThreadLocal<>();
 
+    /** Oplog entries kept (0: all). */
+    static int oplogWindow = 50_000;
+
     public static void main(String[] args) throws Exception {
         int port = -1;
         String backendName = "memory";
@@ -59,6 +67,7 @@ public final class DataWorksMongoServer {
                 case "--backend" -> backendName = args[++i];
                 case "--file" -> file = args[++i];
                 case "--oplog" -> oplog = true;
+                case "--oplog-window" -> oplogWindow = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown argument: " + args[i]);
             }
         }
@@ -153,6 +162,9 @@ public final class DataWorksMongoServer {
         private final MongoCollection<Document> collection;
         private final Object clock;
         private final Method clockNow;
+        private long sinceTrim;
+        /** The newest entry trimmed away (null: none yet). */
+        private volatile BsonTimestamp trimmedUpTo;
 
         FixedOplog(Oplog delegate, MongoCollection<Document> collection) {
             this.delegate = delegate;
@@ -171,16 +183,63 @@ public final class DataWorksMongoServer {
         @Override
         public void handleInsert(String namespace, List<Document> documents) {
             delegate.handleInsert(namespace, documents);
+            added(documents.size());
         }
 
         @Override
         public void handleUpdate(String namespace, Document selector, Document query, List<Object> ids) {
             delegate.handleUpdate(namespace, selector, query, ids);
+            added(ids.size());
         }
 
         @Override
         public void handleDelete(String namespace, Document query, List<Object> deletedIds) {
             delegate.handleDelete(namespace, query, deletedIds);
+            added(deletedIds.size());
+        }
+
+        /** Every window/4 new entries, drop all but the newest `oplogWindow`. */
+        private synchronized void added(int entries) {
+            sinceTrim += entries;
+            if (oplogWindow <= 0 || sinceTrim < Math.max(1, oplogWindow / 4)) {
+                return;
+            }
+            sinceTrim = 0;
+            List<Document> all = collection.queryAllAsStream()
+                .sorted((a, b) -> ((BsonTimestamp) a.get("ts")).compareTo((BsonTimestamp) b.get("ts")))
+                .toList();
+            int excess = all.size() - oplogWindow;
+            if (excess <= 0) {
+                return;
+            }
+            for (Document entry : all.subList(0, excess)) {
+                collection.removeDocument(entry);
+            }
+            trimmedUpTo = (BsonTimestamp) all.get(excess - 1).get("ts");
+        }
+
+        /** ChangeStreamHistoryLost when the stream would start before the kept window. */
+        private void checkWindow(Document changeStream) {
+            BsonTimestamp trimmed = trimmedUpTo;
+            if (trimmed == null) {
+                return;
+            }
+            boolean lost;
+            if (changeStream.get("startAtOperationTime") instanceof BsonTimestamp time) {
+                lost = time.compareTo(trimmed) <= 0;  // from `time` on, inclusive
+            } else {
+                Object token = changeStream.containsKey("startAfter")
+                    ? changeStream.get("startAfter") : changeStream.get("resumeAfter");
+                if (!(token instanceof Document document && document.get("_data") instanceof String hex)) {
+                    return;
+                }
+                // After the token's entry (its hex is the entry's timestamp).
+                lost = new BsonTimestamp(Long.parseUnsignedLong(hex, 16)).compareTo(trimmed) < 0;
+            }
+            if (lost) {
+                throw new MongoServerError(286, "ChangeStreamHistoryLost",
+                    "the resume point is older than the oplog kept (--oplog-window)");
+            }
         }
 
         @Override
@@ -190,6 +249,7 @@ public final class DataWorksMongoServer {
 
         @Override
         public Cursor createCursor(Document changeStream, String namespace, Aggregation aggregation) {
+            checkWindow(changeStream);
             if (!changeStream.containsKey("startAfter") && !changeStream.containsKey("resumeAfter")
                 && !changeStream.containsKey("startAtOperationTime")) {
                 // Start "now", explicitly, so the reply can say where: the first event after
