@@ -220,7 +220,9 @@ def split_bulk_error(exc: BulkWriteError, batch_len: int) -> BulkOutcome:
             outcome.rejected.append((index, verdict))
         else:
             outcome.fatal = outcome.fatal or verdict
-    outcome.written = int(details.get("nInserted", batch_len - failed))
+    # At most the documents no error names: mongo-java-server's `n` also counts the ones that
+    # failed with a duplicate key, so the server's figure alone may be too high.
+    outcome.written = min(int(details.get("nInserted", batch_len - failed)), batch_len - failed)
     if concern_failed and outcome.fatal is None:
         named = {*outcome.duplicates, *outcome.retry, *(i for i, _ in outcome.rejected)}
         outcome.retry = sorted({*outcome.retry, *(i for i in range(batch_len) if i not in named)})

@@ -126,8 +126,10 @@ class InjectedServer:
     command refused with 429, validation failures for chosen documents, or Unauthorized."""
 
     def __init__(self, monkeypatch, namespace: str, metrics: RunMetrics, *, storm_calls=0,
-                 reject=lambda doc: False, unauthorized_after: int | None = None) -> None:
+                 reject=lambda doc: False, unauthorized_after: int | None = None,
+                 call_seconds: float = 0.005) -> None:
         self.namespace = namespace
+        self.call_seconds = call_seconds
         self.metrics = metrics
         self.storm_calls = storm_calls
         self.reject = reject
@@ -153,7 +155,7 @@ class InjectedServer:
                                    code=13, details={"ok": 0, "code": 13,
                                                      "codeName": "Unauthorized"})
         storm = self.calls <= self.storm_calls
-        await asyncio.sleep(0.005)  # a little server time, so requests overlap
+        await asyncio.sleep(self.call_seconds)  # a little server time, so requests overlap
         if storm and self.calls % 4 == 0:  # the whole command refused (HTTP 429)
             raise OperationFailure("TooManyRequests", code=429,
                                    details={"ok": 0, "code": 429, "errmsg": "TooManyRequests"})
@@ -186,7 +188,10 @@ async def test_throttling_is_retried_and_concurrency_drops_then_recovers(
     docs = mixed_documents(8_000, seed=4)
     load(source_uri, src, "orders", docs)
     metrics = RunMetrics()
-    server = InjectedServer(monkeypatch, f"{unique_db_name}.orders", metrics, storm_calls=24)
+    # 30 ms per insert: climbing back from 1 to 4 takes 3 quiet periods of 0.2 s, which the
+    # ~56 inserts after the storm must outlast even on a fast server.
+    server = InjectedServer(monkeypatch, f"{unique_db_name}.orders", metrics, storm_calls=24,
+                            call_seconds=0.03)
     settings = migration_settings(source_uri, target_uri, src, unique_db_name,
                                   mig_batch_size=100, max_insert_workers=4,
                                   throttle_recovery_seconds=0.2)

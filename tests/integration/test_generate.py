@@ -54,9 +54,9 @@ async def test_template_writes_n_typed_documents(mongo_uri, mongo_client, unique
     assert isinstance(doc["vehicle"]["mileageKm"], (int, Int64)) and doc["invoiceId"] is None
     assert isinstance(doc["updatedAt"], dt.datetime) and doc["updatedAt"].year == 2025
     assert 1 <= len(doc["jobs"]) <= 3 and isinstance(doc["vehicle"]["electric"], bool)
-    types = await coll.aggregate([{"$project": {"t": {"$type": "$vehicle.mileageKm"}}},
-                                  {"$group": {"_id": "$t"}}])
-    assert {d["_id"] async for d in types} == {"long"}
+    # Every document's mileage is a 64-bit integer (a query `$type`: mongo-java-server has no
+    # `$type` aggregation expression).
+    assert await coll.count_documents({"vehicle.mileageKm": {"$type": "long"}}) == 1_200
     await mongo_client.drop_database(unique_db_name)
 
 

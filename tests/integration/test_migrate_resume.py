@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from bson import json_util
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from pymongo import MongoClient
 
+from dataworks.testing.proxy import FaultProxy
 from tests.migration_helpers import assert_identical, load, mixed_documents
 
 DOCS = 20_000
@@ -104,6 +108,17 @@ def wait_then_kill(proc, condition, timeout=240.0) -> bool:
     pytest.fail("migration made no progress before the timeout")
 
 
+@contextlib.contextmanager
+def slow_link(target_uri: str) -> Iterator[FaultProxy]:
+    """The target behind a link that waits 0.1 s per chunk each way, so that a SIGINT sent
+    once 1,000 documents are checkpointed lands mid-copy on a fast server too. Every run of
+    a test goes through it (the run's identity includes the target's host and port);
+    `link.delay(0)` makes it fast again."""
+    with FaultProxy(int(urlparse(target_uri).port or 27017)) as link:
+        link.delay(0.1)
+        yield link
+
+
 def interrupt_once_checkpointed(proc, store, target_uri, dst_db, at_least=1_000) -> str:
     """SIGINT once the checkpoint vouches for `at_least` documents; its stderr (exit 130)."""
     deadline = time.monotonic() + 240
@@ -171,14 +186,18 @@ def test_sigkill_at_several_points_then_resume_is_exact(store_kind, reading, res
 def test_sigint_saves_checkpoint_exits_130_and_resumes(resume_source, source_uri, target_uri,
                                                         unique_db_name, tmp_path):
     store = f"file:{tmp_path / 'ckpt.json'}"
-    proc = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store, tmp_path)
-    err = interrupt_once_checkpointed(proc, store, target_uri, unique_db_name)
-    assert "run the same command again to resume: dataworks migrate" in err
-    saved = checkpointed(store, target_uri, unique_db_name)
-    assert 1_000 <= saved < DOCS
+    with slow_link(target_uri) as link:
+        proc = start_migrate(source_uri, link.uri, resume_source, unique_db_name, store,
+                             tmp_path)
+        err = interrupt_once_checkpointed(proc, store, target_uri, unique_db_name)
+        assert "run the same command again to resume: dataworks migrate" in err
+        saved = checkpointed(store, target_uri, unique_db_name)
+        assert 1_000 <= saved < DOCS
 
-    final = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store, tmp_path)
-    _, err = final.communicate(timeout=600)
+        link.delay(0)
+        final = start_migrate(source_uri, link.uri, resume_source, unique_db_name, store,
+                              tmp_path)
+        _, err = final.communicate(timeout=600)
     assert final.returncode == 0, err
     assert assert_identical((source_uri, resume_source, "orders"),
                             (target_uri, unique_db_name, "orders")) == DOCS
@@ -194,35 +213,37 @@ def test_resume_refuses_a_source_changed_under_a_natural_order_read(source_uri, 
     load(source_uri, src_db, "orders", mixed_documents(8_000, seed=5))
     store = f"file:{tmp_path / 'ckpt.json'}"
     strategy = reading_strategy("natural", test_server, tmp_path)
-    proc = start_migrate(source_uri, target_uri, src_db, unique_db_name, store, tmp_path,
-                         strategy)
-    interrupt_once_checkpointed(proc, store, target_uri, unique_db_name)
-    saved = json_util.loads(Path(store[5:]).read_text())
-    mark = saved["partitions"][0]["high_water"]
-    assert saved["partitions"][0]["group"] == "natural"
-    assert mark["read"] == saved["done_count"] and len(mark["ids_sha256"]) == 64
+    with slow_link(target_uri) as link:
+        proc = start_migrate(source_uri, link.uri, src_db, unique_db_name, store, tmp_path,
+                             strategy)
+        interrupt_once_checkpointed(proc, store, target_uri, unique_db_name)
+        link.delay(0)
+        saved = json_util.loads(Path(store[5:]).read_text())
+        mark = saved["partitions"][0]["high_water"]
+        assert saved["partitions"][0]["group"] == "natural"
+        assert mark["read"] == saved["done_count"] and len(mark["ids_sha256"]) == 64
 
-    with MongoClient(source_uri) as client:  # the test, not the tool, changes the source
-        orders = client[src_db]["orders"]
-        first = orders.find_one({}, {"_id": 1})  # natural order: inside the copied prefix
-        orders.delete_one({"_id": first["_id"]})
+        with MongoClient(source_uri) as client:  # the test, not the tool, changes the source
+            orders = client[src_db]["orders"]
+            first = orders.find_one({}, {"_id": 1})  # natural order: inside the copied prefix
+            orders.delete_one({"_id": first["_id"]})
 
-    again = start_migrate(source_uri, target_uri, src_db, unique_db_name, store, tmp_path,
-                          strategy)
-    _, err = again.communicate(timeout=300)
-    assert again.returncode == 2, err
-    assert "the source changed" in err and "--force-from-start" in err
-    assert "Traceback" not in err
+        again = start_migrate(source_uri, link.uri, src_db, unique_db_name, store, tmp_path,
+                              strategy)
+        _, err = again.communicate(timeout=300)
+        assert again.returncode == 2, err
+        assert "the source changed" in err and "--force-from-start" in err
+        assert "Traceback" not in err
 
-    env = {**os.environ, "MIG_BATCH_SIZE": "250"}
-    fresh = subprocess.run(
-        [sys.executable, "-m", "dataworks", "migrate", "--profile", "dev",
-         "--source-uri", source_uri, "--source-db", src_db, "--source-collection", "orders",
-         "--target-uri", target_uri, "--target-db", unique_db_name,
-         "--target-collection", "orders", "--checkpoint-store", store, "--force-from-start",
-         "--verify", "none", *(["--strategy", strategy] if strategy else [])],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )
+        env = {**os.environ, "MIG_BATCH_SIZE": "250"}
+        fresh = subprocess.run(
+            [sys.executable, "-m", "dataworks", "migrate", "--profile", "dev",
+             "--source-uri", source_uri, "--source-db", src_db, "--source-collection", "orders",
+             "--target-uri", link.uri, "--target-db", unique_db_name,
+             "--target-collection", "orders", "--checkpoint-store", store, "--force-from-start",
+             "--verify", "none", *(["--strategy", strategy] if strategy else [])],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+        )
     assert fresh.returncode == 0, fresh.stderr
     # The deleted document was already copied: the target keeps it, everything else equal.
     with MongoClient(target_uri) as client:

@@ -81,6 +81,15 @@ def test_split_bulk_error_sorts_documents_and_a_whole_bulk_error_classifies():
     assert classify(_bulk([{"index": 0, "code": 13, "errmsg": "no"}], 0)).kind is ErrorKind.FATAL
 
 
+def test_written_is_never_more_than_the_documents_no_error_names():
+    # mongo-java-server answers n=3 for a batch of 3 whose 3 documents all were duplicates.
+    exc = _bulk([{"index": i, "code": 11000, "errmsg": "dup"} for i in range(3)], inserted=3)
+    out = split_bulk_error(exc, 3)
+    assert (out.written, out.duplicates) == (0, [0, 1, 2])
+    partly = _bulk([{"index": 0, "code": 11000, "errmsg": "dup"}], inserted=4)
+    assert split_bulk_error(partly, 4).written == 3
+
+
 def test_fatal_errors_become_one_line_user_errors():
     err = fatal_error(Classified(ErrorKind.FATAL, 18, "Authentication failed.\nSee docs"),
                       side="target", setting="MIG_TARGET_DB_CONNECTION_STRING")
