@@ -1,8 +1,11 @@
 """DataWorks against the target's ceiling and mongodump | mongorestore, on the same servers.
 
-    .venv/bin/python -m bench [--sizes 100000[,1000000]] [--seed 42] [--profile-migrate]
+    .venv/bin/python -m bench [--server ferretdb|mongojava] [--sizes 100000[,1000000]]
+                              [--seed 42] [--profile-migrate]
 
-For each size: two fresh local FerretDB servers (source, target); then, in this order,
+For each size: two fresh local servers (source, target): FerretDB, or with `--server
+mongojava` mongo-java-server in memory (its JVMs warmed up first: one unmeasured scan of the
+source, and the ceiling's concurrency sweep on the target); then, in this order,
 1. `dataworks generate --dry-run` (no server: the generator alone);
 2. `dataworks generate` into the source: this loads the data set (volvo generator, fixed seed);
 3. the ceiling: the same documents pre-encoded, `insert_many` into the target at the best of
@@ -11,7 +14,8 @@ For each size: two fresh local FerretDB servers (source, target); then, in this 
    server that cannot seek `_id` ranges, and what mongodump reads), in this process;
 5. `dataworks migrate --verify none` with the default strategy (raw BSON pass-through) and
    with the volvo strategy, then the default strategy with the default `--verify count`;
-6. `mongodump --archive | mongorestore --archive` from the source to the target.
+6. `mongodump --archive | mongorestore --archive` from the source to the target (FerretDB
+   only: mongodump dumps nothing from mongo-java-server).
 Every command except the scans runs as a subprocess; wall time, CPU (wait4, with worker processes) and peak
 RSS (sampled, all processes of the command's trees) are measured; target counts are checked
 and the target collection is dropped after each copy. Prints a table and writes JSON to
@@ -65,13 +69,22 @@ def clean_env() -> dict[str, str]:
 
 
 class Servers:
-    """Source and target FerretDB, fresh data folders; their CPU time is read per step."""
+    """Source and target servers (FerretDB or mongo-java-server), fresh data folders; their
+    CPU time is read per step."""
 
-    def __init__(self, base: Path) -> None:
-        from dataworks.testing.ferretdb import FerretDBServer
+    def __init__(self, base: Path, kind: str = "ferretdb") -> None:
+        self.kind = kind
+        if kind == "mongojava":
+            from dataworks.testing.mongojava import MongoJavaServer
 
-        self.source = FerretDBServer(base / "source")
-        self.target = FerretDBServer(base / "target")
+            # In memory: the source holds the data set, the target up to three copies.
+            self.source: Any = MongoJavaServer(base / "source", heap="4g")
+            self.target: Any = MongoJavaServer(base / "target", heap="6g")
+        else:
+            from dataworks.testing.ferretdb import FerretDBServer
+
+            self.source = FerretDBServer(base / "source")
+            self.target = FerretDBServer(base / "target")
 
     def __enter__(self) -> Self:
         self.source.start()
@@ -158,7 +171,7 @@ def run_size(n: int, args: argparse.Namespace, tools: dict[str, str] | None,
         print(f"[{time.strftime('%H:%M:%S')}] n={n:,} {text} (load {psutil.getloadavg()[0]:.2f})",
               flush=True)
 
-    with Servers(work / "servers") as servers:
+    with Servers(work / "servers", args.server) as servers:
         src, dst = servers.source.uri, servers.target.uri
 
         say("generate --dry-run")
@@ -200,6 +213,12 @@ def run_size(n: int, args: argparse.Namespace, tools: dict[str, str] | None,
         # What migrate reads from FerretDB (it cannot seek `_id` ranges) and what mongodump
         # reads: the bound of any copy from this source.
         label = "natural order (what migrate and mongodump read)"
+        if args.server == "mongojava":
+            # mongo-java-server seeks `_id` ranges, so migrate reads those; this scan is the
+            # source's own read speed. A first, unmeasured scan warms the JVM.
+            label = "natural order (the source's own read speed)"
+            say("warm-up: one unmeasured scan of the source")
+            asyncio.run(scan_raw(src, DB, SOURCE, sort=False, batch_size=args.batch_size))
         say(f"source read: raw scan {label}")
         load_now = psutil.getloadavg()
         cpu_before = time.process_time()
@@ -355,8 +374,8 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
 
 def table(n: int, rows: list[dict[str, Any]]) -> str:
     head = (f"{'n=' + format(n, ','):<44} {'docs/s':>8} {'MB/s':>6} {'s':>7} "
-            f"{'CPU s/100k':>10} {'RSS MB':>7} {'xceil':>6} {'xread':>5} {'xtools':>6} "
-            f"{'CPUxtools':>9} "
+            f"{'CPU s/100k':>10} {'srcCPU':>6} {'dstCPU':>6} {'RSS MB':>7} {'xceil':>6} "
+            f"{'xread':>5} {'xtools':>6} {'CPUxtools':>9} "
             f"{'load':>5}")
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -370,18 +389,25 @@ def table(n: int, rows: list[dict[str, Any]]) -> str:
 
         lines.append(
             f"{r['name'][:44]:<44} {r['docs_per_s']:>8,.0f} {r['mb_per_s']:>6.1f} "
-            f"{r['seconds']:>7.1f} {r['client_cpu_s_per_100k']:>10.1f} {rss:>7} "
+            f"{r['seconds']:>7.1f} {r['client_cpu_s_per_100k']:>10.1f} "
+            f"{server_cpu(r, 'source'):>6} {server_cpu(r, 'target'):>6} {rss:>7} "
             f"{ratio('vs_ceiling'):>6} {ratio('vs_source_read'):>5} "
             f"{ratio('vs_mongotools'):>6} "
             f"{ratio('cpu_vs_mongotools'):>9} {r['load_before'][0]:>5.2f}{flag}")
     return "\n".join(lines)
 
 
+def server_cpu(r: dict[str, Any], side: str) -> str:
+    value = r.get(f"{side}_server_cpu_s_per_100k")
+    return "" if value is None else f"{value:.1f}"
+
+
 def markdown(n: int, rows: list[dict[str, Any]]) -> str:
     """The same table as `table`, as Markdown for docs/BENCHMARKS.md."""
-    out = [(f"| n={n:,} | docs/s | MB/s | s | client CPU s/100k | client peak RSS MB "
+    out = [(f"| n={n:,} | docs/s | MB/s | s | client CPU s/100k | source server CPU s/100k "
+            "| target server CPU s/100k | client peak RSS MB "
            "| x ceiling | x source read | x mongo-tools | CPU x mongo-tools | load before |"),
-           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+           "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in rows:
         if r.get("kind") == "profile":
             continue
@@ -394,7 +420,8 @@ def markdown(n: int, rows: list[dict[str, Any]]) -> str:
             f"| {r['name'].replace('|', chr(92) + '|')}{'' if r['ok'] else ' **FAILED**'} "
             f"| {r['docs_per_s']:,.0f} "
             f"| {r['mb_per_s']:.1f} | {r['seconds']:.1f} | {r['client_cpu_s_per_100k']:.1f} "
-            f"| {rss} | {ratio('vs_ceiling')} | {ratio('vs_source_read')} "
+            f"| {server_cpu(r, 'source')} | {server_cpu(r, 'target')} | {rss} "
+            f"| {ratio('vs_ceiling')} | {ratio('vs_source_read')} "
             f"| {ratio('vs_mongotools')} | {ratio('cpu_vs_mongotools')} "
             f"| {r['load_before'][0]:.2f} |")
     return "\n".join(out)
@@ -403,6 +430,8 @@ def markdown(n: int, rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench",
                                      description=__doc__.splitlines()[0])
+    parser.add_argument("--server", choices=["ferretdb", "mongojava"], default="ferretdb",
+                        help="the pair of local servers to run on (default ferretdb)")
     parser.add_argument("--sizes", default="100000",
                         help="comma-separated document counts (default 100000; the issue's "
                         "full set is 100000,1000000, which takes hours on FerretDB/SQLite)")
@@ -433,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
 
     tools: dict[str, str] | None = None
     tools_note = "skipped (--skip-mongo-tools)"
-    if not args.skip_mongo_tools:
+    if args.server == "mongojava":
+        tools_note = "skipped: mongodump dumps nothing from mongo-java-server"
+    elif not args.skip_mongo_tools:
         try:
             tools = ensure_mongo_tools()
             tools_note = f"mongodump/mongorestore {version(Path(tools['mongodump']))}"
@@ -448,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "load_average_at_start": load,
         "mongo_tools": tools_note,
+        "server": args.server,
         "settings": {"seed": args.seed, "batch_size": args.batch_size,
                      "migrate_profile": "data-migration", "generate_profile": "data-ingest",
                      "ceiling_concurrency": args.ceiling_concurrency,

@@ -75,7 +75,8 @@ class TestServer:
 
     def can(self, capability: str) -> bool:
         if capability not in ALL_CAPABILITIES:
-            raise ValueError(f"unknown capability {capability!r}: one of {sorted(ALL_CAPABILITIES)}")
+            raise ValueError(
+                f"unknown capability {capability!r}: one of {sorted(ALL_CAPABILITIES)}")
         return capability in self.capabilities
 
 
