@@ -170,7 +170,10 @@ def test_transform_error_names_file_line_and_id_then_resume_after_the_fix(
             "--source-uri", source_uri, "--source-db", src, "--source-collection", "orders",
             "--target-uri", target_uri, "--target-db", unique_db_name,
             "--target-collection", "orders", "--checkpoint-store", f"file:{store}",
-            "--batch-size", "100", "--strategy", "raises.py", "--transform-workers", workers]
+            "--batch-size", "100", "--strategy", "raises.py", "--transform-workers", workers,
+            # One cursor in `_id` order on every server: with parallel `_id` ranges (servers
+            # that seek them) other ranges are rightly vouched for past the failing document.
+            "--parallel-cursors", "1"]
     failed = subprocess.run(argv, cwd=tmp_path, env={**env, "COLUMNS": "250"},
                             capture_output=True, text=True, timeout=300, check=False)
     assert failed.returncode == 2, failed.stderr
