@@ -16,8 +16,8 @@ def job(name: str, status: str, done: int, total: int) -> CollectionJob:
     base = MigrationOptions(source=Endpoint("mongodb://h/", "a", name),
                             target=Endpoint("mongodb://t/", "a", name),
                             strategy_cls=DefaultStrategy)
-    j = CollectionJob(NamespacePair(f"a.{name}", f"a.{name}"), {"name": name},
-                      CollectionOutcome(f"a.{name}", f"a.{name}", status=status),  # type: ignore[arg-type]
+    outcome = CollectionOutcome(f"a.{name}", f"a.{name}", status=status)  # type: ignore[arg-type]
+    j = CollectionJob(NamespacePair(f"a.{name}", f"a.{name}"), {"name": name}, outcome,
                       options=base, count=total)
     j.metrics.total, j.metrics.written = total, done
     return j
