@@ -227,6 +227,14 @@ def test_single_collection_form_is_unchanged(source_db, source_uri, target_uri, 
     with MongoClient(target_uri) as client:
         assert client[unique_db_name].list_collection_names() == ["copy"]
     assert_identical((source_uri, source_db["src"], "small"), (target_uri, unique_db_name, "copy"))
+    # The collection named by the environment (not the command line) keeps the single form.
+    env = {"MIG_SOURCE_DB_COLLECTION": "tiny"}
+    done = dataworks("migrate", "--profile", "dev", "--source-uri", source_uri,
+                     "--source-db", source_db["src"], "--target-uri", target_uri,
+                     "--target-db", unique_db_name, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    with MongoClient(target_uri) as client:
+        assert sorted(client[unique_db_name].list_collection_names()) == ["copy", "tiny"]
 
 
 @pytest.mark.parametrize("extra, message", [
