@@ -151,3 +151,25 @@ def _verify_mode(mode: str) -> str:
     if mode not in VERIFY_MODES:
         raise UserError(f"unknown --verify mode '{mode}'", hint=f"use one of: {', '.join(VERIFY_MODES)}")
     return mode
+
+
+async def migrate_live(
+    settings: Settings,
+    *,
+    strategy: str | None = None,
+    cutover_after_idle: float | None = None,
+    delete_check_interval: float = 60.0,
+    metrics: RunMetrics | None = None,
+    **options: Any,
+) -> MigrationReport:
+    """`migrate --live`: copy while the source keeps changing, replay its change stream,
+    and with `cutover_after_idle` finish (verified) once no change came for that long.
+    `options` are `migrate`'s keyword options (see `dataworks.migrations.live`)."""
+    from dataworks.migrations.live import LiveMigration, LiveOptions
+
+    strategy_cls, strategy_ref = load_strategy(strategy)
+    base = _migration_options(settings, strategy_cls=strategy_cls, strategy_ref=strategy_ref,
+                              **options)
+    live = LiveOptions(cutover_after_idle=cutover_after_idle,
+                       delete_check_interval=delete_check_interval)
+    return await LiveMigration(base, live, metrics).run()

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: typer reads these annotations at runtime.
 
 import asyncio
+import functools
 import shlex
 import sys
 from enum import Enum
@@ -34,6 +35,7 @@ from dataworks.monitoring.progress import show_progress
 from dataworks.monitoring.session import monitor_run
 
 PANEL = "Migration"
+LIVE_PANEL = "Live migration (copy while the application writes)"
 DB_PANEL = "Many collections (a database run)"
 
 
@@ -121,6 +123,21 @@ def migrate(
     report_file: Annotated[str | None, typer.Option(
         "--report", help="Write the summary (per collection, with totals) as JSON to FILE.",
         rich_help_panel=PANEL)] = None,
+    live: Annotated[bool, typer.Option(
+        "--live", help="Follow the source's change stream: copy, replay what changed meanwhile, "
+        "keep following until stopped (Ctrl-C) or --cutover-after-idle.",
+        rich_help_panel=LIVE_PANEL)] = False,
+    cutover_after_idle: Annotated[float | None, typer.Option(
+        "--cutover-after-idle", min=0, metavar="SECONDS", help="With --live: finish once no "
+        "change arrived for SECONDS and all are applied, after a hash verification.",
+        rich_help_panel=LIVE_PANEL)] = None,
+    delete_check_interval: Annotated[float, typer.Option(
+        "--delete-check-interval", min=1, metavar="SECONDS", help="With --live on Cosmos DB "
+        "(no delete events): seconds between _id count checks that find deletes.",
+        rich_help_panel=LIVE_PANEL)] = 60.0,
+    cutover: Annotated[bool, typer.Option(
+        "--cutover", help="Ask a running --live migration to finish (not supported yet).",
+        rich_help_panel=LIVE_PANEL)] = False,
     *,
     endpoints: dict[str, str],
     source_dbs: list[str],
@@ -139,6 +156,9 @@ def migrate(
         common, settings, endpoints, source_dbs, all_databases=all_databases,
         include=ns_include, exclude=ns_exclude, rename_from=ns_from, rename_to=ns_to,
         strategy_map=strategy_map, parallel_collections=parallel_collections)
+    refuse_live_combinations(live=live, cutover=cutover, database=selection is not None,
+                             cutover_after_idle=cutover_after_idle,
+                             unacknowledged=unacknowledged, preview=preview is not None)
     if selection is not None:
         if preview is not None or json_output:
             raise UserError("--preview shows one collection", hint="add --source-collection")
@@ -162,7 +182,12 @@ def migrate(
     async def run() -> MigrationReport:
         async with monitor_run(metrics, label="migrate", metrics_file=metrics_file) as collector, \
                 show_progress(metrics, "migrate", enabled=not common.quiet):
-            report = await commands.migrate(
+            run_migration = commands.migrate
+            if live:
+                run_migration = functools.partial(
+                    commands.migrate_live, cutover_after_idle=cutover_after_idle,
+                    delete_check_interval=delete_check_interval)
+            report = await run_migration(
                 settings,
                 strategy=strategy,
                 checkpoint_store=checkpoint_store,
@@ -192,10 +217,34 @@ def migrate(
         write_report(report_file, report.to_dict())
     if report.verified_equal is False:
         raise RunFailed(
-            f"verification ({verify.value}) found differences between source and target",
+            f"verification ({(report.verification or {}).get('mode', verify.value)}) found "
+            "differences between source and target",
             hint="see the table above; run `dataworks verify --mode hash --report FILE` for "
             "every _id",
         )
+
+
+def refuse_live_combinations(*, live: bool, cutover: bool, database: bool,
+                             cutover_after_idle: float | None, unacknowledged: bool,
+                             preview: bool) -> None:
+    """What live mode cannot do yet is refused before anything is read or written."""
+    if cutover:
+        raise UserError("not supported yet: --cutover (asking a running live migration to "
+                        "finish)", hint="stop the application's writes, then start the live run "
+                        "with --cutover-after-idle SECONDS, or press Ctrl-C and run it again "
+                        "with --cutover-after-idle")
+    if not live:
+        if cutover_after_idle is not None:
+            raise UserError("--cutover-after-idle needs --live")
+        return
+    if database:
+        raise UserError("not supported yet: --live for many collections (a database run)",
+                        hint="run one --live migration per collection (--source-collection)")
+    if unacknowledged:
+        raise UserError("not supported yet: --live with --unacknowledged",
+                        hint="live mode checkpoints only what the target acknowledged")
+    if preview:
+        raise UserError("--preview writes nothing; leave out --live")
 
 
 _URI_FLAGS = {"--source-uri": "<source connection string>",
@@ -270,12 +319,29 @@ def render_report(report: MigrationReport) -> None:
         rows.append(("dead letters", report.dead_letter_file))
     if report.verification is not None:
         rows.append(("verification", _verification_line(report.verification)))
+    if report.live is not None:
+        rows += _live_rows(report.live)
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(report.closing_line())
+
+
+def _live_rows(live: dict[str, object]) -> list[tuple[str, str]]:
+    """--live: what the change stream brought (this run, and since the live run began)."""
+    def number(key: str) -> str:
+        value = live.get(key)
+        return f"{value:,}" if isinstance(value, int) else "?"
+
+    rows = [("change events applied", f"{number('events_applied')} this run, "
+             f"{number('events_applied_total')} in all"),
+            ("resumed from event", number("resumed_from_event"))]
+    if live.get("deleted_by_id_check"):
+        rows.append(("deleted by _id check", number("deleted_by_id_check")))
+    rows.append(("cut over", "yes" if live.get("cut_over") else "no"))
+    return rows
 
 
 def _verification_line(result: dict[str, object]) -> str:

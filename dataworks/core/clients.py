@@ -153,6 +153,11 @@ class ReadOnlyCollection:
                 raise PermissionError("the source is read-only: $out and $merge are refused")
         return ReadOnlyCursor(await self.__collection.aggregate(list(pipeline), **kwargs))
 
+    async def watch(self, pipeline: Sequence[Mapping[str, Any]] | None = None,
+                    **kwargs: Any) -> Any:
+        """A change stream on the collection (a read: live migration follows it)."""
+        return await self.__collection.watch(list(pipeline or []), **kwargs)
+
     async def explain_find(self, query: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
         command: dict[str, Any] = {"find": self.name, "filter": dict(query)}
         if "sort" in kwargs:

@@ -40,6 +40,7 @@ class MigrationReport:
     warnings: list[str] = field(default_factory=list)
     verification: dict[str, Any] | None = None
     indexes: dict[str, Any] | None = None
+    live: dict[str, Any] | None = None  # --live: change events applied, lag, cutover
 
     @property
     def verified_equal(self) -> bool | None:

@@ -131,6 +131,7 @@ class MetricsCollector:
             "rss_mb": round(resources.rss_bytes / 1e6, 1),
             "children_cpu_percent": round(resources.children_cpu_percent, 1),
             "children_rss_mb": round(resources.children_rss_bytes / 1e6, 1),
+            **({"live": dict(m.live)} if m.live else {}),
         }
         if len(self.samples) < self.max_samples:
             self.samples.append(row)

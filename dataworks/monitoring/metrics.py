@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psutil
 
@@ -42,6 +42,8 @@ class RunMetrics:
     peak_rss_bytes: int = 0
     # request units by "side:command" (e.g. "target:insert"), filled by monitoring.ru
     request_units_by: dict[str, float] = field(default_factory=dict)
+    # --live after the copy: phase, events_applied, events_per_s, lag_s (seconds behind)
+    live: dict[str, Any] = field(default_factory=dict)
     batch_latencies: deque[float] = field(
         default_factory=lambda: deque(maxlen=LATENCY_KEEP), repr=False
     )

@@ -41,6 +41,12 @@ def _stats_line(metrics: RunMetrics) -> str:
         parts.append(f"[bold red]throttled {metrics.throttled}[/]")
     if metrics.errors or metrics.rejected:
         parts.append(f"[red]errors {metrics.errors} rejected {metrics.rejected}[/]")
+    if metrics.live:  # --live, after the copy: how far behind the source
+        lag = metrics.live.get("lag_s")
+        parts.append(f"{metrics.live.get('phase', 'replay')}: "
+                     f"{metrics.live.get('events_applied', 0):,} events, "
+                     f"{metrics.live.get('events_per_s', 0):,.0f} events/s, "
+                     f"lag {'?' if lag is None else f'{lag:,.0f}'} s")
     if metrics.request_units_by:  # known only when a side is Cosmos DB
         parts.append(f"RU/s {metrics.request_units / max(metrics.elapsed, 1e-9):,.0f} "
                      f"(total {metrics.request_units:,.0f})")

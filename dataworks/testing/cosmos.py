@@ -47,6 +47,8 @@ handshake), so it can meter, refuse, shorten or rewrite each request. Behaviour:
   `fullDocument`, `ns`, `documentKey` (else `BadValue`, "Change stream must be followed by
   a match and then a project stage"). Delete events never come out (the proxy adds an
   `operationType` filter); a throttled `getMore` on a change stream returns an empty page.
+  `change_history_lost = True` refuses every change stream that resumes with MongoDB's
+  error 286 (ChangeStreamHistoryLost), as for a resume point that expired.
 
 From a shell (benchmarks, manual runs): `python -m dataworks.testing.cosmos --upstream URI
 --ru-per-s 2000` prints the portal URI, serves until SIGINT/SIGTERM, then prints the
@@ -104,6 +106,10 @@ RETRYABLE_WRITES_REFUSED = (
 CHANGE_STREAM_SHAPE = "Change stream must be followed by a match and then a project stage"
 CHANGE_STREAM_FIELDS = frozenset({"_id", "fullDocument", "ns", "documentKey"})
 CHANGE_STREAM_EVENTS = ["insert", "update", "replace"]
+RESUME_KEYS = frozenset({"resumeAfter", "startAfter", "startAtOperationTime"})
+HISTORY_LOST = 286
+HISTORY_LOST_MESSAGE = ("Resume of change stream was not possible, as the resume point may no "
+                        "longer be in the oplog.")
 
 HELLO = frozenset({"hello", "ismaster"})
 STATISTICS = "getlastrequeststatistics"
@@ -180,6 +186,9 @@ class CosmosStandIn:
     account: str | None = None  # with `key`: clients must log in (SCRAM-SHA-1) as Cosmos's do
     key: str | None = None
     port: int = 0
+    # A test switch: a change stream that resumes (resumeAfter, startAfter,
+    # startAtOperationTime) is refused as MongoDB refuses one whose history expired.
+    change_history_lost: bool = False
     counters: CosmosCounters = field(default_factory=CosmosCounters)
     _budget: RequestUnitBudget = field(default_factory=RequestUnitBudget)
     _connections: set[Any] = field(default_factory=set)
@@ -454,6 +463,11 @@ class CosmosStandIn:
                 self.counters.change_streams_refused += 1
                 conn.last = (name, 0.0, 0.0)
                 return self._answer(frame, _error(BAD_VALUE, problem, "BadValue"))
+            opened = body["pipeline"][0]["$changeStream"]
+            if self.change_history_lost and RESUME_KEYS & set(opened):
+                conn.last = (name, 0.0, 0.0)
+                return self._answer(frame, _error(HISTORY_LOST, HISTORY_LOST_MESSAGE,
+                                                  "ChangeStreamHistoryLost"))
             pipeline = list(body["pipeline"])
             pipeline.insert(1, {"$match": {"operationType": {"$in": CHANGE_STREAM_EVENTS}}})
             msg.set_body({**body, "pipeline": pipeline})

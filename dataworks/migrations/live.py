@@ -1,0 +1,424 @@
+"""Live migration: copy while the application writes, catch up from the change stream, cut over.
+
+    1. open the source's change stream, record where it starts   (checkpoint `<run>:live`)
+    2. copy the collection as `dataworks migrate` does           (the engine, its own checkpoint)
+    3. replay every change since the start, then keep following  (checkpoint after each batch)
+    4. cut over: once no change came for `cutover_after_idle` s, verify (hash) and exit 0
+
+Each replayed change writes the whole document (see `live_events`), so replaying twice is
+harmless: after a SIGKILL the same command resumes from the last batch the target
+acknowledged, re-applying at most that one batch. Cosmos DB sends no delete events: deletes
+are found by comparing `_id`s (`live_deletes`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import logging
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import bson
+from bson import Timestamp
+from pymongo import DeleteOne, ReplaceOne
+from pymongo.errors import OperationFailure, PyMongoError
+
+from dataworks.checkpoints.store import (
+    CheckpointStore,
+    FileCheckpointStore,
+    TargetCheckpointStore,
+    parse_store_spec,
+)
+from dataworks.core.clients import ReadOnlyCollection, connect
+from dataworks.core.errors import classify, fatal_error
+from dataworks.core.retry import with_retries
+from dataworks.errors import Interrupted, UserError
+from dataworks.migrations.engine import MigrationEngine, MigrationOptions
+from dataworks.migrations.identity import run_id_for
+from dataworks.migrations.live_deletes import delete_missing
+from dataworks.migrations.live_events import Change, UnsupportedChange, change_of, collapse
+from dataworks.migrations.report import MigrationReport
+from dataworks.migrations.strategy import StrategyContext
+from dataworks.monitoring.logs import event
+from dataworks.monitoring.metrics import RunMetrics
+from dataworks.monitoring.ru import resolve_kind
+from dataworks.verify import verify
+
+log = logging.getLogger("dataworks.migrate.live")
+LIVE_FORMAT = 1
+# Cosmos DB refuses a change stream without exactly this shape (COSMOS.md, section 6).
+COSMOS_PIPELINE: list[dict[str, Any]] = [
+    {"$match": {"operationType": {"$in": ["insert", "update", "replace"]}}},
+    {"$project": {"_id": 1, "fullDocument": 1, "ns": 1, "documentKey": 1}},
+]
+# Server errors that mean "the history behind your resume point is gone".
+HISTORY_LOST_CODES = frozenset({136, 260, 280, 286})  # CappedPositionLost, InvalidResumeToken,
+# ChangeStreamFatalError, ChangeStreamHistoryLost
+MAX_AWAIT_MS = 500
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    cutover_after_idle: float | None = None  # None: follow until stopped
+    delete_check_interval: float = 60.0  # Cosmos DB: seconds between `_id` count checks
+    max_await_ms: int = MAX_AWAIT_MS
+
+
+def live_id(run_id: str) -> str:
+    return f"{run_id}:live"
+
+
+class ResumePointLost(UserError):
+    pass
+
+
+def not_supported(what: str, hint: str | None = None) -> UserError:
+    return UserError(f"not supported yet: {what}", hint=hint)
+
+
+class LiveMigration:
+    def __init__(self, options: MigrationOptions, live: LiveOptions,
+                 metrics: RunMetrics | None = None) -> None:
+        self.options = options
+        self.live = live
+        self.metrics = metrics or RunMetrics()
+        self.stop = asyncio.Event()
+        self.cosmos = resolve_kind(options.source_kind, options.source.uri) == "cosmos"
+
+    async def run(self) -> MigrationReport:
+        opts = self.options
+        source_client, target_client = connect(opts.source), connect(opts.target)
+        try:
+            source = ReadOnlyCollection(source_client[opts.source.db][opts.source.collection])
+            target = target_client[opts.target.db][opts.target.collection]
+            store = _store(opts.checkpoint_store, target_client)
+            return await self._run(source, target, store)
+        finally:
+            await source_client.close()
+            await target_client.close()
+
+    async def _run(self, source: ReadOnlyCollection, target: Any,
+                   store: CheckpointStore) -> MigrationReport:
+        opts = self.options
+        strategy = opts.strategy_cls(StrategyContext(
+            source=source, source_namespace=opts.source.namespace,
+            target_namespace=opts.target.namespace, batch_size=opts.batch_size))
+        if strategy.build_query() or strategy.projection() is not None:
+            raise not_supported("--live with a strategy that selects documents (build_query) "
+                                "or fields (projection)",
+                                hint="run without --live, or move the selection into transform")
+        run_id = run_id_for(opts.source, opts.target, opts.strategy_ref)
+        key = live_id(run_id)
+        if opts.drop_target or opts.force_from_start:
+            await store.delete(key)
+        state = await store.load(key)
+        if state is not None and state.get("finished"):
+            report = MigrationReport(run_id=run_id, source=opts.source.display(),
+                                     target=opts.target.display(), strategy=opts.strategy_ref,
+                                     checkpoint_store=store.description, status="nothing to do")
+            report.resumed_from = int(state.get("copied", 0))
+            report.live = {"events_applied_total": state.get("events_applied", 0),
+                           "cut_over": True}
+            return report
+        if state is None:
+            if not (opts.drop_target or opts.force_from_start) \
+                    and await store.load(run_id) is not None:
+                raise UserError(
+                    "this collection has a checkpoint from a migration without --live: the "
+                    "changes made since it started are unknown, so --live cannot continue it",
+                    hint="add --force-from-start (or --drop-target) to start a live run")
+            with self._signal_handlers():
+                state = await self._start(source, run_id)
+                await self._save(store, key, state)
+            if self.stop.is_set():
+                raise Interrupted("stopped before the copy began; the live run's starting "
+                                  f"point is saved ({store.description})",
+                                  hint="run the same command again to continue")
+
+        # The engine handles Ctrl-C/SIGTERM during the copy. A strategy that splits documents
+        # is refused at the first change it splits (the replay cannot find the parts).
+        report = await self._copy()
+        with self._signal_handlers():
+            state["copied"] = report.resumed_from + report.written + report.already_present
+            if state.get("phase") == "copy":
+                state["phase"] = "replay"
+                await self._save(store, key, state)
+            await strategy.on_start()
+            await self._follow(source, target, store, key, state, strategy, report)
+        return report
+
+    # -- 1. where the stream starts -------------------------------------------------------
+
+    async def _start(self, source: ReadOnlyCollection, run_id: str) -> dict[str, Any]:
+        """Open the stream before the first document is read and keep its starting point:
+        a resume token, or the operation time where the server has no token yet."""
+        stream = await with_retries(lambda: self._watch(source, {}), self.options.retry,
+                                    what="opening the source's change stream")
+        try:
+            token = stream.resume_token
+            at = getattr(stream, "_start_at_operation_time", None)
+        finally:
+            await stream.close()
+        if token is not None:
+            start: dict[str, Any] = {"token": _plain(token)}
+        elif isinstance(at, Timestamp):
+            start = {"operation_time": at}
+        else:
+            raise not_supported("--live on a source whose change stream gives neither a resume "
+                                "token nor an operation time")
+        event(log, "live_started", "change stream opened; copying", run_id=run_id)
+        return {"format": LIVE_FORMAT, "run_id": run_id, "kind": "live",
+                "source": self.options.source.display(),
+                "target": self.options.target.display(), "strategy": self.options.strategy_ref,
+                "phase": "copy", "start": start, "resume": start, "events_applied": 0,
+                "deleted_by_id_check": 0, "finished": False}
+
+    async def _watch(self, source: ReadOnlyCollection, resume: Mapping[str, Any]) -> Any:
+        kwargs: dict[str, Any] = {}
+        if "token" in resume:
+            kwargs["resume_after"] = resume["token"]
+        elif "operation_time" in resume:
+            kwargs["start_at_operation_time"] = resume["operation_time"]
+        pipeline = COSMOS_PIPELINE if self.cosmos else []
+        return await source.raw.watch(pipeline, full_document="updateLookup",
+                                      batch_size=self.options.batch_size,
+                                      max_await_time_ms=self.live.max_await_ms, **kwargs)
+
+    # -- 2. the copy ----------------------------------------------------------------------
+
+    async def _copy(self) -> MigrationReport:
+        """The ordinary engine, without its end-of-copy verification: the source moves while
+        it copies, so only the verification at cutover means something."""
+        finishing = dataclasses.replace(self.options.finishing, verify_mode="none")
+        options = dataclasses.replace(self.options, finishing=finishing)
+        report = await MigrationEngine(options, self.metrics).run()
+        if report.status == "nothing to do":  # copied by an earlier run: the replay goes on
+            report.status = "completed"
+            report.warnings = [w for w in report.warnings if "already finished" not in w]
+        report.warnings = [w for w in report.warnings if "source changed" not in w]
+        return report
+
+    # -- 3. replay and follow -------------------------------------------------------------
+
+    async def _follow(self, source: ReadOnlyCollection, target: Any, store: CheckpointStore,
+                      key: str, state: dict[str, Any], strategy: Any,
+                      report: MigrationReport) -> None:
+        live, opts = self.live, self.options
+        transform = strategy.transform if strategy.transforms() else None
+        resumed_from = int(state.get("events_applied", 0))
+        applied = 0
+        started = now = time.monotonic()
+        last_change = last_check = now
+        stats: dict[str, Any] = {"phase": "replay", "events_applied": resumed_from,
+                                 "events_per_s": 0.0, "lag_s": None}
+        self.metrics.live = stats
+        event(log, "live_replay", f"replaying changes from event {resumed_from:,}",
+              resumed_from=resumed_from)
+        try:
+            stream = await self._watch(source, state["resume"])
+        except OperationFailure as exc:
+            raise _resume_error(exc) from exc
+        verdict: dict[str, Any] | None = None
+        async with stream:
+            while not self.stop.is_set():
+                try:
+                    events = await self._next_batch(stream)
+                except OperationFailure as exc:
+                    raise _resume_error(exc) from exc
+                now = time.monotonic()
+                if events:
+                    count = await self._apply(target, events, transform)
+                    applied += count
+                    state["events_applied"] = resumed_from + applied
+                    state["resume"] = {"token": _plain(events[-1]["_id"])}
+                    state["lag_s"] = stats["lag_s"] = _lag(events[-1])
+                    await self._save(store, key, state)
+                    last_change = now
+                    event(log, "live_applied", f"applied {count} change events",
+                          level=logging.DEBUG, events=count,
+                          events_applied=state["events_applied"])
+                else:
+                    stats["lag_s"] = state["lag_s"] = 0.0  # an empty page: caught up
+                stats["events_applied"] = state["events_applied"]
+                stats["events_per_s"] = round(applied / max(now - started, 1e-9), 1)
+                if self.cosmos and now - last_check >= live.delete_check_interval:
+                    await self._check_deletes(source, target, store, key, state, full=False)
+                    last_check = time.monotonic()
+                idle = live.cutover_after_idle
+                if not events and idle is not None and now - last_change >= idle:
+                    verdict = await self._cutover(source, target, store, key, state, transform)
+                    break
+        report.live = {
+            "events_applied": applied, "events_applied_total": state["events_applied"],
+            "resumed_from_event": resumed_from, "deleted_by_id_check":
+            state.get("deleted_by_id_check", 0), "lag_s": state.get("lag_s"),
+            "events_per_s": stats["events_per_s"], "cut_over": verdict is not None,
+        }
+        if verdict is None:
+            await self._save(store, key, state)
+            raise Interrupted(
+                f"stopped following changes after {state['events_applied']:,} events; the "
+                f"checkpoint holds the last applied one ({store.description})",
+                hint="run the same command again to continue")
+        report.verification = verdict
+        if verdict.get("equal"):
+            state["finished"] = True
+            state["phase"] = "done"
+            await self._save(store, key, state)
+        event(log, "live_cutover", "cut over: " + ("EQUAL" if verdict.get("equal")
+                                                   else "DIFFERENT"),
+              events_applied=state["events_applied"])
+
+    async def _next_batch(self, stream: Any) -> list[Any]:
+        """Up to one batch of events; stops early at the first empty page (caught up, or a
+        throttled Cosmos DB page: both only mean "nothing more right now")."""
+        events: list[Any] = []
+        while len(events) < self.options.batch_size:
+            change = await stream.try_next()
+            if change is None:
+                break
+            events.append(change)
+        return events
+
+    async def _apply(self, target: Any, events: list[Any], transform: Any) -> int:
+        try:
+            changes = collapse([change_of(e) for e in events])
+        except UnsupportedChange as exc:
+            raise not_supported(f"--live across {exc}",
+                                hint="start the live migration again with --drop-target") \
+                from exc
+        ops: list[Any] = []
+        for change in changes:
+            ops.append(await self._write_for(change, transform))
+        if ops:
+            try:
+                await with_retries(lambda: target.bulk_write(ops, ordered=False),
+                                   self.options.retry, what="applying changes to the target")
+            except PyMongoError as exc:
+                raise fatal_error(classify(exc), side="target",
+                                  setting="MIG_TARGET_DB_CONNECTION_STRING") from exc
+        return len(events)
+
+    async def _write_for(self, change: Change, transform: Any) -> Any:
+        if change.document is None:
+            return DeleteOne({"_id": change.id})
+        if transform is None:
+            return ReplaceOne({"_id": change.id}, change.document, upsert=True)
+        result = transform(bson.decode(change.document.raw))
+        if inspect.isawaitable(result):
+            result = await result
+        if isinstance(result, list | tuple):
+            if len(result) > 1:
+                raise not_supported(
+                    "--live with a strategy that splits documents: the target documents "
+                    "derived from a changed source document cannot be found",
+                    hint="run without --live; the checkpoint holds the last applied change")
+            result = result[0] if result else None
+        if result is None:
+            return DeleteOne({"_id": change.id})
+        if result.get("_id", change.id) != change.id:
+            raise not_supported("--live with a strategy that changes `_id`s: the target "
+                                "document of a changed source document cannot be found",
+                                hint="run without --live")
+        # `_id` first, as the copy's inserts put it (BSON encodes a top-level `_id` first).
+        return ReplaceOne({"_id": change.id}, {"_id": change.id, **result}, upsert=True)
+
+    # -- Cosmos DB deletes, and the cutover -----------------------------------------------
+
+    async def _check_deletes(self, source: ReadOnlyCollection, target: Any,
+                             store: CheckpointStore, key: str, state: dict[str, Any], *,
+                             full: bool) -> None:
+        deleted = await with_retries(
+            lambda: delete_missing(source, target, batch_size=self.options.batch_size,
+                                   always=full),
+            self.options.retry, what="comparing _ids for deletes")
+        if deleted:
+            state["deleted_by_id_check"] = int(state.get("deleted_by_id_check", 0)) + deleted
+            await self._save(store, key, state)
+            event(log, "live_deletes", f"deleted {deleted} target documents the source no "
+                  "longer has (Cosmos DB sends no delete events)", deleted=deleted)
+
+    async def _cutover(self, source: ReadOnlyCollection, target: Any, store: CheckpointStore,
+                       key: str, state: dict[str, Any], transform: Any) -> dict[str, Any]:
+        if self.cosmos:
+            await self._check_deletes(source, target, store, key, state, full=True)
+        self.metrics.live["phase"] = "verify"
+        result = await verify(source, target, "hash", transform=transform,
+                              parallelism=self.options.finishing.parallelism,
+                              policy=self.options.retry)
+        return result.to_dict(limit=100)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    async def _save(self, store: CheckpointStore, key: str, state: dict[str, Any]) -> None:
+        state["updated_at"] = time.time()
+        await with_retries(lambda: store.save(key, state), self.options.retry,
+                           what="saving the live checkpoint")
+
+    @contextlib.contextmanager
+    def _signal_handlers(self) -> Any:
+        if not self.options.handle_signals:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        presses = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal presses
+            presses += 1
+            if presses > 1:
+                raise SystemExit(130)
+            log.warning("%s received: applying the batch in hand and saving the checkpoint "
+                        "(press again to stop at once)", signal.Signals(signum).name)
+            self.stop.set()
+
+        installed = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, on_signal, signum)
+                installed.append(signum)
+        try:
+            yield
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
+
+def _store(spec: str, target_client: Any) -> CheckpointStore:
+    kind, path = parse_store_spec(spec)
+    if kind == "file":
+        assert path is not None
+        return FileCheckpointStore(path)
+    return TargetCheckpointStore(target_client)
+
+
+def _plain(token: Any) -> dict[str, Any]:
+    """A resume token as a plain document (the stream hands out raw BSON)."""
+    raw = getattr(token, "raw", None)
+    return dict(bson.decode(raw)) if raw is not None else dict(token)
+
+
+def _lag(change: Any) -> float | None:
+    """Seconds between the event on the source and now (None where events carry no time:
+    Cosmos DB's required projection drops `clusterTime`)."""
+    at = change.get("clusterTime") if hasattr(change, "get") else None
+    return round(max(time.time() - at.time, 0.0), 1) if isinstance(at, Timestamp) else None
+
+
+def _resume_error(exc: OperationFailure) -> BaseException:
+    message = str(exc)
+    if exc.code in HISTORY_LOST_CODES or "resume" in message.lower() \
+            or "history" in message.lower():
+        return ResumePointLost(
+            "the source no longer has the change history this live migration must resume "
+            f"from (server: {exc.code} {message.split(', full error')[0]})",
+            hint="either re-run with --repair to find and re-copy what changed meanwhile, or "
+            "with --force-from-start to copy everything again")
+    return fatal_error(classify(exc), side="source", setting="MIG_SOURCE_DB_CONNECTION_STRING")
+

@@ -1,0 +1,51 @@
+"""The application during a live-migration test: inserts, updates, replaces and deletes on
+the source for a while, at a steady rate, then exits (`python -m tests.live_writer`).
+
+    python -m tests.live_writer URI DB COLLECTION SECONDS OPS_PER_S [SEED]
+
+Documents have integer `_id`s; it touches ids 0..(2 x the seeded count), so it updates and
+deletes copied documents and inserts new ones. Prints the number of operations done.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+
+from pymongo import MongoClient
+
+
+def main(argv: list[str]) -> int:
+    uri, db, coll, seconds, rate = argv[:5]
+    rng = random.Random(int(argv[5]) if len(argv) > 5 else 7)
+    with MongoClient(uri) as client:
+        collection = client[db][coll]
+        top = max(collection.estimated_document_count(), 10) * 2
+        done, end, step = 0, time.monotonic() + float(seconds), 1.0 / float(rate)
+        next_at = time.monotonic()
+        while time.monotonic() < end:
+            i = rng.randrange(top)
+            kind = rng.random()
+            if kind < 0.3:
+                collection.replace_one({"_id": i}, {"n": i, "v": rng.random(), "kind": "ins"},
+                                       upsert=True)
+            elif kind < 0.6:
+                collection.update_one({"_id": i}, {"$set": {"v": rng.random()},
+                                                   "$inc": {"updates": 1}})
+            elif kind < 0.8:
+                collection.replace_one({"_id": i}, {"n": i, "replaced": True,
+                                                    "tags": ["a", rng.random()]})
+            else:
+                collection.delete_one({"_id": i})
+            done += 1
+            next_at += step
+            pause = next_at - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        print(done)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
