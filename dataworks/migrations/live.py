@@ -418,7 +418,8 @@ def _resume_error(exc: OperationFailure) -> BaseException:
         return ResumePointLost(
             "the source no longer has the change history this live migration must resume "
             f"from (server: {exc.code} {message.split(', full error')[0]})",
-            hint="either re-run with --repair to find and re-copy what changed meanwhile, or "
-            "with --force-from-start to copy everything again")
+            hint="either run the same command without --live and with --repair, to find and "
+            "re-copy what changed meanwhile, or with --force-from-start, to copy everything "
+            "again")
     return fatal_error(classify(exc), side="source", setting="MIG_SOURCE_DB_CONNECTION_STRING")
 
