@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - older typer with click installed
 from dataworks import __version__
 from dataworks.cli import (
     check_cmd,
+    help_format,
     checkpoints_cmd,
     config_cmd,
     generate_cmd,
@@ -28,13 +29,15 @@ from dataworks.cli import (
     verify_cmd,
 )
 
+help_format.install()
+
 # show_locals=False: local variables in tracebacks would print connection strings.
 app = typer.Typer(
     name="dataworks",
     help="Generate test data into, and migrate collections between, MongoDB-API databases.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 

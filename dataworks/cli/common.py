@@ -154,6 +154,12 @@ def _print_error(common: CommonOptions, message: str, exit_code: int, kind: str)
         err_console.print(f"[bold red]error:[/] {message}", markup=True)
 
 
+def with_env(text: str, name: str) -> str:
+    """Help text that names the environment variable a flag overrides (typer would read the
+    variable itself if given `envvar=`; settings already do, with the right precedence)."""
+    return f"{text} (env: {name})"
+
+
 def output_console() -> Console:
     """stdout console; off a terminal (pipes, CI logs) wide enough that tables do not wrap."""
     if sys.stdout.isatty():

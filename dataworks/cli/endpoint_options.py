@@ -10,6 +10,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from dataworks.config.settings import env_names
+
 F = TypeVar("F", bound=Callable[..., Any])
 PANEL = "Connections (override settings)"
 
@@ -28,9 +30,10 @@ _PARAMETERS = [
         name,
         inspect.Parameter.KEYWORD_ONLY,
         default=None,
-        annotation=Annotated[str | None, typer.Option(flag, help=text, rich_help_panel=PANEL)],
+        annotation=Annotated[str | None, typer.Option(
+            flag, help=f"{text} (env: {env_names(field)[0]})", rich_help_panel=PANEL)],
     )
-    for name, (flag, _, text) in ENDPOINT_FIELDS.items()
+    for name, (flag, field, text) in ENDPOINT_FIELDS.items()
 ]
 
 

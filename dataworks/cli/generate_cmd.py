@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from dataworks.cli.common import CommonOptions, command_options, err_console
+from dataworks.cli.common import CommonOptions, command_options, with_env
 from dataworks.cli.monitoring_options import (
     KIND_HELP,
     METRICS_FILE_HELP,
@@ -19,11 +19,16 @@ from dataworks.cli.monitoring_options import (
     ServerKind,
     print_request_units,
 )
+from dataworks.errors import UserError
 from dataworks.generators.run import GenerationReport, generate, preview
 from dataworks.monitoring.metrics import RunMetrics
 from dataworks.monitoring.session import monitor_run
 
 T = TypeVar("T")
+
+
+CONNECTION = "Target (override settings)"
+RUN = "Run"
 
 
 @command_options
@@ -32,29 +37,40 @@ def generate_command(
                                "(PATH or PATH:ClassName) or JSON template."),
     total: int | None = typer.Option(None, "--total", "-n", help="Documents to generate "
                                      "(default GEN_TOTAL_DOCUMENTS)."),
-    uri: str | None = typer.Option(None, "--uri", help="Target connection string "
-                                   "(default GEN_DB_CONNECTION_STRING)."),
-    db: str | None = typer.Option(None, "--db", help="Database (default GEN_DB_NAME)."),
-    collection: str | None = typer.Option(None, "--collection",
-                                          help="Collection (default GEN_DB_COLLECTION)."),
+    uri: str | None = typer.Option(None, "--target-uri", "--uri", help=with_env(
+        "Target connection string.", "GEN_DB_CONNECTION_STRING"), rich_help_panel=CONNECTION),
+    db: str | None = typer.Option(None, "--target-db", "--db", help=with_env(
+        "Target database.", "GEN_DB_NAME"), rich_help_panel=CONNECTION),
+    collection: str | None = typer.Option(None, "--target-collection", "--collection",
+                                          help=with_env("Target collection.",
+                                                        "GEN_DB_COLLECTION"),
+                                          rich_help_panel=CONNECTION),
     seed: int | None = typer.Option(None, "--seed", help="Same seed and batch size: same "
                                     "documents, whatever the worker count."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Documents per "
                                           "insert (default GEN_BATCH_SIZE)."),
-    workers: int | None = typer.Option(None, "--workers", min=0, help="Generation processes "
-                                       "(default FRAMEWORK_GENERATION_WORKERS; 0 = in this "
-                                       "process)."),
-    write_workers: int | None = typer.Option(None, "--write-workers", min=1, help="Concurrent "
-                                             "inserts (default FRAMEWORK_WRITE_WORKERS)."),
-    drop: bool = typer.Option(False, "--drop", help="Drop the collection first."),
+    workers: int | None = typer.Option(None, "--generation-workers", "--workers", min=0,
+                                       help="Generation processes (default "
+                                       "FRAMEWORK_GENERATION_WORKERS; 0 = in this process).",
+                                       rich_help_panel=RUN),
+    write_workers: int | None = typer.Option(None, "--insert-workers", "--write-workers",
+                                             min=1, help="Concurrent inserts (default "
+                                             "FRAMEWORK_WRITE_WORKERS).", rich_help_panel=RUN),
+    drop: bool = typer.Option(False, "--drop-target", "--drop", help="Drop the target "
+                              "collection first (never implied).", rich_help_panel=RUN),
+    force_from_start: bool = typer.Option(False, "--force-from-start", help="Discard the "
+                                          "saved run and start over (with --drop-target when "
+                                          "the collection holds its documents).",
+                                          rich_help_panel=RUN),
+    resume: bool = typer.Option(False, "--resume", hidden=True, help="Accepted for old "
+                                "scripts; resuming is the default."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Generate and encode, write nothing "
-                                 "(measures the generator)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run into "
-                                "this collection."),
+                                 "(measures the generator).", rich_help_panel=RUN),
     preview_count: int | None = typer.Option(None, "--preview", min=1, help="Print N documents "
                                              "as extended JSON, write nothing."),
     checkpoint_store: str = typer.Option("target", "--checkpoint-store", help="Where resume "
-                                         "state lives: target or file:PATH."),
+                                         "state lives: target or file:PATH.",
+                                         rich_help_panel=RUN),
     metrics_file: Path | None = typer.Option(None, "--metrics-file", help=METRICS_FILE_HELP,
                                              rich_help_panel=PANEL),
     target_kind: ServerKind = typer.Option(ServerKind.auto, "--target-kind",
@@ -63,11 +79,17 @@ def generate_command(
     *,
     common: CommonOptions,
 ) -> None:
-    """Generate documents from a generator file or JSON template into a collection."""
+    """Generate documents from a generator file or JSON template into a collection.
+
+    Resumable: after an interruption run the same command again; it continues to exactly
+    --total. A finished run says "nothing to do".
+    """
     if preview_count is not None:
         for line in preview(source, preview_count, seed):
             typer.echo(line)
         return
+    if dry_run and (resume or force_from_start):
+        raise UserError("--dry-run writes nothing, so there is no run to resume or restart")
     settings = common.settings(
         gen_db_connection_string=uri, gen_db_name=db, gen_db_collection=collection,
     )
@@ -78,20 +100,16 @@ def generate_command(
             report = await generate(
                 settings, source, total=total, seed=seed, batch_size=batch_size,
                 workers=workers, write_workers=write_workers, drop=drop, dry_run=dry_run,
-                resume=resume, checkpoint_store=checkpoint_store, progress=not common.quiet,
-                metrics=metrics, target_kind=target_kind.value,
+                force_from_start=force_from_start, checkpoint_store=checkpoint_store,
+                progress=not common.quiet, metrics=metrics, target_kind=target_kind.value,
             )
-            collector.attach_report({**dataclasses.asdict(report), "status": "completed",
+            collector.attach_report({**dataclasses.asdict(report), "status": report.status,
                                      "documents": report.documents})
             return report
 
     report = run_async(run)
-    if common.log_format.value == "json":  # stderr carries only JSON lines
-        typer.echo(report.summary())
-        print_request_units(metrics)
-    else:
-        err_console.print(report.summary(), markup=False)
-        print_request_units(metrics, err_console)
+    typer.echo(report.summary())  # the summary is the command's output: stdout
+    print_request_units(metrics)
 
 
 def run_async(make: Callable[[], Awaitable[T]]) -> T:

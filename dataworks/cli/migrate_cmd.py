@@ -65,7 +65,7 @@ def migrate(
         "--batch-size", help="Documents per read and insert batch (MIG_BATCH_SIZE).",
         rich_help_panel=PANEL)] = None,
     workers: Annotated[int | None, typer.Option(
-        "--workers", help="Insert workers (FRAMEWORK_MAX_INSERT_WORKERS).",
+        "--insert-workers", "--workers", help="Concurrent inserts (FRAMEWORK_MAX_INSERT_WORKERS).",
         rich_help_panel=PANEL)] = None,
     parallel_cursors: Annotated[int | None, typer.Option(
         "--parallel-cursors", help="Source cursors over _id ranges (FRAMEWORK_PARALLEL_CURSORS).",

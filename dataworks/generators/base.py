@@ -6,7 +6,7 @@ or `encode_batch(start, count)` to return BSON bytes directly (see
 `dataworks.generators.bsonfast` and `user_defined/generators/volvo_generator.py`).
 A document without `_id` gets one from the engine, deterministic in (seed, document index),
 so a resumed run recognises re-sent documents as already written. A generator that sets its
-own `_id` must make it deterministic too, or `--resume` may write a document twice.
+own `_id` must make it deterministic too, or a resumed run may write a document twice.
 Generation runs in worker processes: each worker loads the generator file again from its
 path and builds one instance per worker, seeded per batch so that `--seed S` gives the same
 documents whatever the worker count. Use `self.random` (a `random.Random`), never the

@@ -116,7 +116,7 @@ def _result(index: int, future: asyncio.Future[BuiltBatch]) -> BuiltBatch:
     except BrokenProcessPool as exc:
         raise RunFailed(
             "a generation worker process died (out of memory, or killed)",
-            hint="run the same command with --resume to continue",
+            hint="run the same command again to continue",
         ) from exc
     except Exception as exc:  # noqa: BLE001 - the user's generator raised
         raise RunFailed(

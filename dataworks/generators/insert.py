@@ -48,7 +48,7 @@ async def insert_batch(
                     raise RunFailed(
                         f"the server refused generated documents in {collection.full_name}: "
                         f"code {problem.code}: {problem.message}",
-                        hint="fix the generator or template; run again with --resume to continue",
+                        hint="fix the generator or template; run the same command again to continue",
                     ) from None
                 if not outcome.retry:
                     return

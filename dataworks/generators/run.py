@@ -2,9 +2,10 @@
 
 A run's identity is its target namespace (`generate:<hosts>/<db>.<collection>`). Its state
 (source, seed, total, batch size, acknowledged batches) is saved before the first insert,
-every FRAMEWORK_CHECKPOINT_INTERVAL documents, on Ctrl-C / SIGTERM and on failure, so
-`--resume` regenerates exactly the batches that were not acknowledged; re-sent documents
-have the same deterministic `_id`s and count as "already present", never twice.
+every FRAMEWORK_CHECKPOINT_INTERVAL documents, on Ctrl-C / SIGTERM and on failure, so the
+same command run again regenerates exactly the batches that were not acknowledged; re-sent
+documents have the same deterministic `_id`s and count as "already present", never twice.
+`generators/resume.py` decides between resuming, starting and "nothing to do".
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import bson
@@ -30,11 +32,12 @@ from dataworks.core.clients import RAW_CODEC, Endpoint, check_reachable, connect
 from dataworks.core.endpoints import generation_endpoint
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.core.throttle import AdaptiveLimiter
-from dataworks.errors import CheckpointError, Interrupted, RunFailed, UserError
+from dataworks.errors import Interrupted, RunFailed, UserError
 from dataworks.generators.engine import EngineOptions, run_batches
 from dataworks.generators.ids import batch_seed, id_prefix, with_ids
 from dataworks.generators.insert import insert_batch
 from dataworks.generators.ledger import BatchLedger
+from dataworks.generators.resume import Requested, decide
 from dataworks.generators.source import GeneratorSource, build_generator, resolve_source
 from dataworks.generators.worker import BatchPlan, BuiltBatch
 from dataworks.monitoring.logs import event
@@ -61,6 +64,8 @@ class GenerationReport:
     peak_rss_bytes: int
     dry_run: bool
     resumed: bool
+    target_count: int | None = None  # documents in the collection at the end, as counted
+    status: str = "completed"  # or "nothing to do"
 
     @property
     def documents(self) -> int:
@@ -75,6 +80,10 @@ class GenerationReport:
         return self.bytes / self.seconds / 1e6 if self.seconds else 0.0
 
     def summary(self) -> str:
+        if self.status == "nothing to do":
+            return (f"nothing to do: the run into {self.target} already finished "
+                    f"({self.documents:,} of {self.total:,} documents; the collection holds "
+                    f"{self.target_count:,}). Use --drop-target to generate it again.")
         verb = "generated (dry run, nothing written)" if self.dry_run else "written"
         lines = [
             f"{self.written:,} documents {verb} in {self.seconds:,.1f}s "
@@ -86,6 +95,8 @@ class GenerationReport:
                f"{self.already_present:,} already present)" if self.resumed else "")
             + f"; peak memory {self.peak_rss_bytes / 1e6:,.0f} MB",
         ]
+        if self.target_count is not None:
+            lines.append(f"the collection holds {self.target_count:,} documents")
         return "\n".join(lines)
 
 
@@ -117,6 +128,7 @@ async def generate(
     drop: bool = False,
     dry_run: bool = False,
     resume: bool = False,
+    force_from_start: bool = False,
     checkpoint_store: str = "target",
     metrics: RunMetrics | None = None,
     progress: bool = False,
@@ -124,13 +136,15 @@ async def generate(
 ) -> GenerationReport:
     """Generate `total` documents from `source` into the GEN_DB_* target (or nowhere).
 
+    Resumes by default: an interrupted run into the same collection continues to exactly its
+    total, a finished one is "nothing to do" (`resume` is accepted and changes nothing).
+    `force_from_start` discards the saved run; `drop` empties the collection first. A
+    collection holding documents that no saved run accounts for is refused (exit 2).
+
     `target_kind` ("cosmos", "mongodb", "auto"): on Cosmos DB each insert's request charge is
     added to `metrics.request_units`.
     """
-    if dry_run and resume:
-        raise UserError("--dry-run writes nothing, so there is nothing to --resume")
-    if drop and resume:
-        raise UserError("--drop and --resume contradict each other: drop starts from empty")
+    del resume  # the default now; kept so old scripts and calls still work
     src = source if isinstance(source, GeneratorSource) else resolve_source(source)
     metrics = metrics or RunMetrics()
     options = EngineOptions(
@@ -139,43 +153,57 @@ async def generate(
         checkpoint_every=settings.checkpoint_interval,
     )
     endpoint = generation_endpoint(settings)
+    asked = Requested(total=_total(total, settings), total_given=total is not None,
+                      seed=seed, batch_size=batch_size)
     if dry_run:
         seed = _new_seed() if seed is None else seed
-        plan = BatchPlan(src, seed, _total(total, settings),
-                         batch_size or settings.gen_batch_size)
+        plan = BatchPlan(src, seed, asked.total, batch_size or settings.gen_batch_size)
         ledger = BatchLedger(plan.total, plan.batch_size)
         return await _run(plan, ledger, None, None, None, options, metrics, progress,
                           run_id=None, target="dry run", resumed=False,
                           settings=settings)
 
+    parse_store_spec(checkpoint_store)  # a bad spec fails before any connection
     client = connect(endpoint)
     ru = RequestUnitAccounting(metrics, target=endpoint, target_kind=target_kind)
     try:
         await check_reachable(client, endpoint, side="target",
-                              setting="GEN_DB_CONNECTION_STRING (or --uri)")
+                              setting="GEN_DB_CONNECTION_STRING (or --target-uri)")
         store = _store(checkpoint_store, client)
         run_id = run_id_for(endpoint)
         collection = client[endpoint.db].get_collection(endpoint.collection,
                                                         codec_options=RAW_CODEC)
         state = await store.load(run_id)
-        if resume:
-            plan, ledger = _resume_plan(state, src, total, seed, batch_size, run_id, store)
-        else:
-            if state is not None and not state.get("complete"):
-                log.warning("an earlier generation into %s was interrupted; starting a new "
-                            "run (use --resume to continue the old one instead)",
-                            endpoint.namespace)
-            plan = BatchPlan(src, _new_seed() if seed is None else seed,
-                             _total(total, settings), batch_size or settings.gen_batch_size)
-            ledger = BatchLedger(plan.total, plan.batch_size)
-            if drop:
-                await collection.drop()
-        return await _run(plan, ledger, ru.writes(collection, options.write_workers), store,
-                          run_id, options, metrics, progress, run_id=run_id,
-                          target=endpoint.display(), resumed=resume, settings=settings)
+        if drop:
+            await collection.drop()
+        present = 0 if drop else await collection.estimated_document_count()
+        decision = decide(state, src, asked, namespace=endpoint.namespace, present=present,
+                          new_seed=_new_seed(), default_batch=settings.gen_batch_size,
+                          forced=force_from_start or drop)
+        if decision.kind == "nothing to do":
+            return _nothing_to_do(state or {}, run_id, endpoint.display(), present)
+        assert decision.plan is not None and decision.ledger is not None
+        return await _run(decision.plan, decision.ledger,
+                          ru.writes(collection, options.write_workers), store, run_id,
+                          options, metrics, progress, run_id=run_id,
+                          target=endpoint.display(), resumed=decision.kind == "resume",
+                          settings=settings, count=collection.estimated_document_count)
     finally:
         await ru.aclose()
         await client.close()
+
+
+def _nothing_to_do(state: dict[str, Any], run_id: str, target: str,
+                   present: int) -> GenerationReport:
+    total = int(state.get("total", 0))
+    return GenerationReport(
+        run_id=run_id, target=target, source=str(state.get("source")),
+        seed=int(state.get("seed", 0)), total=total,
+        batch_size=int(state.get("batch_size", 0)), written=0, already_present=0,
+        resumed_from=int(state.get("documents_done", total)), bytes=0, seconds=0.0,
+        peak_rss_bytes=0, dry_run=False, resumed=False, target_count=present,
+        status="nothing to do",
+    )
 
 
 def _total(total: int | None, settings: Settings) -> int:
@@ -192,32 +220,6 @@ def _new_seed() -> int:
 def _store(spec: str, client: Any) -> CheckpointStore:
     kind, path = parse_store_spec(spec)
     return TargetCheckpointStore(client) if kind == "target" else FileCheckpointStore(path or "")
-
-
-def _resume_plan(state: dict[str, Any] | None, src: GeneratorSource, total: int | None,
-                 seed: int | None, batch_size: int | None, run_id: str,
-                 store: CheckpointStore) -> tuple[BatchPlan, BatchLedger]:
-    if state is None or state.get("kind") != "generate":
-        raise CheckpointError(
-            f"no earlier generation run to resume ({run_id}, in {store.description})",
-            hint="run without --resume to start one",
-        )
-    if state.get("source") != src.describe():
-        raise CheckpointError(
-            f"the run to resume generated from {state.get('source')}, not {src.describe()}",
-            hint="pass the same --source, or start a new run without --resume",
-        )
-    for name, given, saved in (("--total", total, state["total"]), ("--seed", seed, state["seed"]),
-                               ("--batch-size", batch_size, state["batch_size"])):
-        if given is not None and given != saved:
-            raise CheckpointError(
-                f"{name} {given} differs from the interrupted run's {saved}",
-                hint=f"leave {name} out to resume, or start a new run without --resume",
-            )
-    plan = BatchPlan(src, int(state["seed"]), int(state["total"]), int(state["batch_size"]))
-    ledger = BatchLedger(plan.total, plan.batch_size, int(state["watermark"]),
-                         [int(b) for b in state.get("done_above", [])])
-    return plan, ledger
 
 
 def _state(plan: BatchPlan, ledger: BatchLedger, run_id: str) -> dict[str, Any]:
@@ -238,7 +240,8 @@ def _state(plan: BatchPlan, ledger: BatchLedger, run_id: str) -> dict[str, Any]:
 async def _run(plan: BatchPlan, ledger: BatchLedger, collection: Any,
                store: CheckpointStore | None, run_key: str | None, options: EngineOptions,
                metrics: RunMetrics, progress: bool, *, run_id: str | None, target: str,
-               resumed: bool, settings: Settings | None = None) -> GenerationReport:
+               resumed: bool, settings: Settings | None = None,
+               count: Callable[[], Awaitable[int]] | None = None) -> GenerationReport:
     metrics.total = plan.total
     metrics.resumed_from = ledger.documents_done()
     policy = RetryPolicy() if settings is None else RetryPolicy(
@@ -270,7 +273,7 @@ async def _run(plan: BatchPlan, ledger: BatchLedger, collection: Any,
         await _save_quietly(save)
         raise Interrupted(
             f"interrupted after {metrics.done:,} of {plan.total:,} documents",
-            hint="run the same command with --resume to continue" if store else None,
+            hint="run the same command again to continue" if store else None,
         ) from None
     except RunFailed:
         await _save_quietly(save)
@@ -278,18 +281,29 @@ async def _run(plan: BatchPlan, ledger: BatchLedger, collection: Any,
     finally:
         metrics.finish()
     await save()
+    target_count = None if count is None else await count()
     event(log, "run_finished", f"{metrics.written:,} documents written, "
           f"{metrics.already_present:,} already present", run_id=run_id,
           written=metrics.written, already_present=metrics.already_present,
           resumed_from=metrics.resumed_from, bytes_written=metrics.bytes_written,
-          duration_s=metrics.elapsed, request_units=metrics.request_units)
-    return GenerationReport(
+          duration_s=metrics.elapsed, request_units=metrics.request_units,
+          target_count=target_count)
+    report = GenerationReport(
         run_id=run_id, target=target, source=plan.source.describe(), seed=plan.seed,
         total=plan.total, batch_size=plan.batch_size, written=metrics.written,
         already_present=metrics.already_present, resumed_from=metrics.resumed_from,
         bytes=metrics.bytes_written, seconds=metrics.elapsed,
         peak_rss_bytes=metrics.peak_rss_bytes, dry_run=collection is None, resumed=resumed,
+        target_count=target_count,
     )
+    if target_count is not None and target_count != plan.total:
+        # "done" must mean the collection is right; someone else wrote to it meanwhile.
+        raise RunFailed(
+            f"the collection holds {target_count:,} documents, not the {plan.total:,} this "
+            f"run generated ({report.documents:,} acknowledged)",
+            hint="another writer changed it during the run; start clean with --drop-target",
+        )
+    return report
 
 
 async def _save_quietly(save: Any) -> None:

@@ -15,7 +15,7 @@ import pytest
 from bson import Binary, Int64, ObjectId
 
 from dataworks.config.settings import load_settings
-from dataworks.errors import CheckpointError, Interrupted
+from dataworks.errors import CheckpointError, Interrupted, UserError
 from dataworks.generators.run import generate
 from dataworks.monitoring.metrics import RunMetrics
 
@@ -98,14 +98,16 @@ async def test_cancelled_run_resumes_to_exactly_n(mongo_uri, mongo_client, uniqu
 async def test_killed_cli_run_resumes_to_exactly_n(mongo_uri, mongo_client, unique_db_name,
                                                    tmp_path):
     """SIGKILL: no chance to save; the periodic checkpoint and duplicate-key no-ops suffice.
-    The run is long enough (and the poll cheap enough: collStats, not a counting scan) that
-    the kill lands mid-run even on a quiet machine."""
+    The SAME command, run again, resumes (no --resume needed), and its summary on stdout
+    matches the collection. The run is long enough (and the poll cheap enough: collStats, not
+    a counting scan) that the kill lands mid-run even on a quiet machine."""
     TOTAL = 20_000
     env = {**os.environ, "GEN_DB_CONNECTION_STRING": mongo_uri, "GEN_DB_NAME": unique_db_name,
            "GEN_DB_COLLECTION": "killed", "FRAMEWORK_CHECKPOINT_INTERVAL": "300"}
     store = f"file:{tmp_path / 'state'}"
     args = [sys.executable, "-m", "dataworks", "generate", "--source", VOLVO, "--total", str(TOTAL),
-            "--batch-size", "200", "--workers", "1", "--write-workers", "1", "--checkpoint-store", store, "-q"]
+            "--batch-size", "200", "--generation-workers", "1", "--insert-workers", "1",
+            "--checkpoint-store", store, "-q"]
     proc = subprocess.Popen(args, env=env, cwd=tmp_path, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     coll = mongo_client[unique_db_name]["killed"]
@@ -118,16 +120,40 @@ async def test_killed_cli_run_resumes_to_exactly_n(mongo_uri, mongo_client, uniq
     proc.wait()
     partial = await coll.count_documents({})
     assert partial < TOTAL, "the kill should land before the run finished"
-    result = subprocess.run([*args[:-1], "--resume", "-q"], env=env, cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "already present" in result.stderr
+    assert "resumed:" in result.stdout and "already present" in result.stdout
+    assert f"total {TOTAL:,} of {TOTAL:,}" in result.stdout
+    assert f"the collection holds {TOTAL:,} documents" in result.stdout
     assert await coll.count_documents({}) == TOTAL
     numbers = await coll.distinct("orderNumber")
     assert len(numbers) == TOTAL
+    again = subprocess.run([*args, "--resume"], env=env, cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120)  # --resume: accepted, changes nothing
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("nothing to do:"), again.stdout
+    assert await coll.count_documents({}) == TOTAL
     await mongo_client.drop_database(unique_db_name)
 
 
-async def test_resume_without_a_run_is_a_user_error(mongo_uri, unique_db_name):
-    with pytest.raises(CheckpointError):
-        await generate(_settings(mongo_uri, unique_db_name, "none"), VOLVO, resume=True)
+async def test_other_documents_are_refused_until_drop_target(mongo_uri, mongo_client,
+                                                            unique_db_name):
+    """A collection holding documents no saved run accounts for would end with more than
+    --total: refused (exit 2) before anything is written; --drop-target starts clean."""
+    coll = mongo_client[unique_db_name]["taken"]
+    await coll.insert_many([{"_id": i} for i in range(7)])
+    settings = _settings(mongo_uri, unique_db_name, "taken")
+    with pytest.raises(UserError, match="already holds 7 documents.*--drop-target") as info:
+        await generate(settings, TEMPLATE, total=300, seed=1, batch_size=100)
+    assert info.value.exit_code == 2 and await coll.count_documents({}) == 7
+    report = await generate(settings, TEMPLATE, total=300, seed=1, batch_size=100, drop=True)
+    assert report.target_count == 300 and await coll.count_documents({}) == 300
+    again = await generate(settings, TEMPLATE, total=300)
+    assert again.status == "nothing to do" and again.written == 0
+    with pytest.raises(CheckpointError, match="--total 301 differs from the finished run"):
+        await generate(settings, TEMPLATE, total=301)
+    with pytest.raises(UserError, match="--force-from-start discards the saved run"):
+        await generate(settings, TEMPLATE, total=300, force_from_start=True)
+    assert await coll.count_documents({}) == 300
+    await mongo_client.drop_database(unique_db_name)
