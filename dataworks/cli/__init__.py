@@ -6,6 +6,7 @@ app and the entry point.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Annotated
 
@@ -17,12 +18,14 @@ except ImportError:  # pragma: no cover - older typer with click installed
     from click import exceptions as _click_exceptions  # type: ignore[no-redef]
 
 from dataworks import __version__
+from dataworks.monitoring.logs import configure_logging, event
 from dataworks.cli import (
     check_cmd,
-    help_format,
     checkpoints_cmd,
     config_cmd,
+    flags,
     generate_cmd,
+    help_format,
     indexes_cmd,
     migrate_cmd,
     new_cmd,
@@ -64,8 +67,10 @@ for module in (config_cmd, migrate_cmd, generate_cmd, verify_cmd, indexes_cmd, n
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a mistyped command line gets one line on stderr (what is wrong, where to
-    look), not click's boxed usage block, and exit code 2."""
+    look; a JSON `error` event with --log-format json), not click's boxed usage block, and
+    exit code 2."""
     args = argv if argv is not None else sys.argv[1:]
+    flags.remember_args(args)
     try:
         code = app(args=args, prog_name="dataworks", standalone_mode=False)
     except _click_exceptions.NoArgsIsHelpError as exc:
@@ -73,15 +78,41 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except _click_exceptions.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "dataworks"
-        typer.echo(f"error: {exc.format_message()} (see '{where} --help')", err=True)
-        sys.exit(exc.exit_code)
+        _usage_error(args, f"{_named(exc)} (see '{where} --help')", exc.exit_code)
     except _click_exceptions.ClickException as exc:
-        typer.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
+        _usage_error(args, exc.format_message(), exc.exit_code)
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _named(exc: _click_exceptions.UsageError) -> str:
+    """click's message, naming only the spelling of the option that was typed."""
+    message = exc.format_message()
+    param = getattr(exc, "param", None)
+    typed = flags.typed_flag(param)
+    if typed is not None and param is not None:
+        both = " / ".join(f"'{o}'" for o in [*param.opts, *param.secondary_opts])
+        message = message.replace(both, f"'{typed}'")
+    return message
+
+
+def _usage_error(args: list[str], message: str, exit_code: int) -> None:
+    if flags.typed(["--log-format"]) and _json_requested(args):
+        configure_logging(fmt="json")
+        event(logging.getLogger("dataworks"), "error", message, level=logging.ERROR,
+              exit_code=exit_code, error_type="UsageError")
+    else:
+        typer.echo(f"error: {message}", err=True)
+    sys.exit(exit_code)
+
+
+def _json_requested(args: list[str]) -> bool:
+    for i, arg in enumerate(args):
+        if arg == "--log-format=json" or (arg == "--log-format" and args[i + 1:i + 2] == ["json"]):
+            return True
+    return False
 
 
 def run_verb(verb: str) -> None:

@@ -44,8 +44,16 @@ class CommonOptions:
     debug: bool = False
     log_format: LogFormat = LogFormat.text
 
-    def settings(self, **overrides: Any) -> Settings:
-        return load_settings(profile=self.profile, env_file=self.env_file, overrides=overrides)
+    def settings(self, *, params: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings with command-line `overrides` (keyed by settings field). `params` maps a
+        field to the command's parameter name so errors name the flag the user typed (the
+        six connection options are known already)."""
+        from dataworks.cli.endpoint_options import ENDPOINT_FIELDS
+        from dataworks.cli.flags import flags_for
+
+        known = {field: name for name, (_, field, _) in ENDPOINT_FIELDS.items()}
+        return load_settings(profile=self.profile, env_file=self.env_file, overrides=overrides,
+                             flags=flags_for({**known, **(params or {})}))
 
 
 _COMMON_PARAMETERS = [

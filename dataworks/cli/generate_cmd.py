@@ -91,6 +91,8 @@ def generate_command(
     if dry_run and (resume or force_from_start):
         raise UserError("--dry-run writes nothing, so there is no run to resume or restart")
     settings = common.settings(
+        params={"gen_db_connection_string": "uri", "gen_db_name": "db",
+                "gen_db_collection": "collection"},
         gen_db_connection_string=uri, gen_db_name=db, gen_db_collection=collection,
     )
     metrics = RunMetrics()

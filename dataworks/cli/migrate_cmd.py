@@ -146,6 +146,8 @@ def migrate(
     """Copy a collection (or whole databases) to the target, resumable: run the same
     command again to resume."""
     settings = common.settings(
+        params={"mig_batch_size": "batch_size", "max_insert_workers": "workers",
+                "parallel_cursors": "parallel_cursors"},
         mig_batch_size=batch_size,
         max_insert_workers=workers,
         parallel_cursors=parallel_cursors,

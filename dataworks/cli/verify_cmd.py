@@ -27,7 +27,8 @@ from dataworks.core.endpoints import (
     source_endpoint,
     target_endpoint,
 )
-from dataworks.errors import RunFailed, UserError
+from dataworks.core.suggest import missing_collection
+from dataworks.errors import RunFailed
 from dataworks.migrations.loading import load_strategy
 from dataworks.migrations.strategy import StrategyContext
 from dataworks.verify import Transform, VerifyMode, VerifyReport, verify
@@ -52,10 +53,9 @@ async def open_sides(common: CommonOptions, endpoints: dict[str, Any]) -> Any:
         source = ReadOnlyCollection(source_client[source_ep.db][source_ep.collection])
         target: AsyncCollection[Any] = target_client[target_ep.db][target_ep.collection]
         if not await source.exists():
-            raise UserError(
-                f"source collection {source_ep.namespace} does not exist on "
-                f"{source_ep.host_key()}",
-                hint="check --source-db / --source-collection",
+            raise await missing_collection(
+                source_client, source_ep, side="source",
+                hint=f"on {source_ep.host_key()}; check --source-db / --source-collection",
             )
         yield source, target
     finally:

@@ -256,8 +256,10 @@ def load_settings(
     profile: str | None = None,
     env_file: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
+    flags: dict[str, str] | None = None,
 ) -> Settings:
-    """Build validated settings. `overrides` are command-line values keyed by field name."""
+    """Build validated settings. `overrides` are command-line values keyed by field name;
+    `flags` names the flag each came from, so an error about it names that flag."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if profile is not None:
         overrides["profile"] = profile
@@ -267,22 +269,24 @@ def load_settings(
     try:
         return Settings(_env_file=path, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
-        raise SettingsError(_explain_validation_error(exc)) from None
+        given = {f: flag for f, flag in (flags or {}).items() if f in overrides}
+        raise SettingsError(_explain_validation_error(exc, given)) from None
     finally:
         _active_profile.reset(token)
 
 
-def _explain_validation_error(exc: ValidationError) -> str:
+def _explain_validation_error(exc: ValidationError, flags: dict[str, str]) -> str:
     problems = []
     for error in exc.errors():
         location = error.get("loc") or ()
         field = str(location[0]) if location else ""
         name = _field_for_alias(field)
         label = env_names(name)[0] if name in Settings.model_fields else field or "settings"
+        label = flags[name] if name in flags else f"setting {label}"
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
         given = error.get("input")
         shown = "" if given is None or "connection" in name else f" (got {given!r})"
-        problems.append(f"setting {label}: {message}{shown}")
+        problems.append(f"{label}: {message}{shown}")
     return "; ".join(problems)
 
 

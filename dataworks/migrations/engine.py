@@ -43,6 +43,7 @@ from dataworks.core.endpoints import SOURCE_SETTING, TARGET_SETTING
 from dataworks.core.errors import classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.core.sameness import may_share_a_server, same_collection
+from dataworks.core.suggest import missing_collection
 from dataworks.core.throttle import AdaptiveLimiter
 from dataworks.errors import CheckpointError, DataWorksError, Interrupted, UserError
 from dataworks.migrations.batches import Batch
@@ -128,8 +129,8 @@ class MigrationEngine:
         await check_reachable(target_client, opts.target, side="target",
                               setting=TARGET_SETTING)
         if not await source.exists():
-            raise UserError(
-                f"source collection {opts.source.namespace} does not exist",
+            raise await missing_collection(
+                source_client, opts.source, side="source",
                 hint="check MIG_SOURCE_DB_NAME / MIG_SOURCE_DB_COLLECTION or --source-db/"
                 "--source-collection",
             )

@@ -22,6 +22,7 @@ from bson import json_util
 from dataworks.config.settings import Settings
 from dataworks.core.clients import ReadOnlyCollection, connect
 from dataworks.core.endpoints import source_endpoint, target_endpoint
+from dataworks.core.suggest import missing_collection
 from dataworks.errors import PluginError, SettingsError, UserError
 from dataworks.migrations.loading import load_strategy
 from dataworks.migrations.reader import apply_transform
@@ -126,8 +127,10 @@ async def preview_migration(settings: Settings, count: int, *,
     try:
         source = ReadOnlyCollection(client[endpoint.db][endpoint.collection])
         if not await source.exists():
-            raise UserError(f"source collection {endpoint.namespace} does not exist",
-                            hint="check MIG_SOURCE_DB_NAME / MIG_SOURCE_DB_COLLECTION")
+            raise await missing_collection(
+                client, endpoint, side="source",
+                hint="check MIG_SOURCE_DB_NAME / MIG_SOURCE_DB_COLLECTION or --source-db/"
+                "--source-collection")
         instance = strategy_cls(StrategyContext(
             source=source, source_namespace=endpoint.namespace,
             target_namespace=target_namespace, batch_size=count,

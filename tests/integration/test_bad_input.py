@@ -63,7 +63,7 @@ def cases(source_uri: str, target_uri: str) -> list[Case]:
         Case("bad_uri_scheme", mig("bad_uri_scheme", source="http://127.0.0.1:1/"),
              r"not a MongoDB connection string.*mongodb://"),
         Case("uri_without_host", mig("uri_without_host", target="mongodb://"),
-             r"MIG_TARGET_DB_CONNECTION_STRING.*not a MongoDB connection string"),
+             r"--target-uri: .*not a MongoDB connection string"),
         Case("unreachable_target", mig("unreachable_target", target=dead),
              r"cannot reach the target at 127\.0\.0\.1:\d+ .*check the host", env=fast),
         Case("unreachable_source", mig("unreachable_source", source=dead),
@@ -102,10 +102,21 @@ def cases(source_uri: str, target_uri: str) -> list[Case]:
         Case("generator_file_missing", gen("generator_file_missing", "--source", "nope.py"),
              r"nope\.py.*does not exist"),
         Case("migrate_batch_size_zero", mig("migrate_batch_size_zero", "--batch-size", "0"),
-             r"MIG_BATCH_SIZE.*greater than 0"),
+             r"--batch-size: .*greater than 0"),
         Case("migrate_batch_size_negative",
              mig("migrate_batch_size_negative", "--batch-size", "-5"),
-             r"MIG_BATCH_SIZE.*greater than 0"),
+             r"--batch-size: .*greater than 0"),
+        Case("env_batch_size_zero", mig("env_batch_size_zero"),
+             r"setting MIG_BATCH_SIZE: .*greater than 0", env={"MIG_BATCH_SIZE": "0"}),
+        Case("alias_named_as_typed", mig("alias_named_as_typed", "--insert-workers", "many"),
+             r"Invalid value for '--insert-workers': .*integer"),
+        Case("source_collection_typo", mig("source_collection_typo", src_coll="ordrs"),
+             r"source collection dw_bad_input_src\.ordrs does not exist "
+             r"\(did you mean orders\?\)"),
+        Case("source_db_typo", ["migrate", "--source-uri", source_uri, "--source-db",
+                                "dw_bad_input_scr", "--source-collection", "orders",
+                                "--target-uri", target_uri, "--target-db", "dw_bad_source_db_typo"],
+             r"no database dw_bad_input_scr; did you mean dw_bad_input_src\?"),
         Case("generate_batch_size_zero", gen("generate_batch_size_zero", "--source", TEMPLATE,
                                              "--batch-size", "0"),
              r"--batch-size.*greater than or equal to 1.*--help"),
@@ -123,7 +134,7 @@ def cases(source_uri: str, target_uri: str) -> list[Case]:
         Case("unknown_option", mig("unknown_option", "--bogus"),
              r"No such option: --bogus.*dataworks migrate --help"),
         Case("workers_not_a_number", mig("workers_not_a_number", "--workers", "many"),
-             r"--workers.*integer"),
+             r"Invalid value for '--workers': .*integer"),
         Case("env_file_missing", mig("env_file_missing", "--env-file", "missing.env"),
              r"env file missing\.env does not exist"),
         Case("bad_env_value", mig("bad_env_value"), r"FRAMEWORK_MAX_INSERT_WORKERS.*integer",
@@ -206,3 +217,17 @@ def test_wrong_input_gets_one_clear_line(name, outcomes, target_uri):
             checkpoints = client["dataworks_meta"]["checkpoints"]
             assert checkpoints.count_documents({"_id": {"$regex": db}}) == 0
 
+
+
+def test_parse_error_is_a_json_line_in_json_mode(tmp_path):
+    """--log-format json: stderr carries only JSON objects, a mistyped command line too."""
+    import json
+
+    result = run_case(Case("json_parse_error", ["migrate", "--bogus", "--log-format", "json"],
+                           r""), tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    record = json.loads(lines[0])
+    assert record["event"] == "error" and record["exit_code"] == 2
+    assert "No such option: --bogus" in record["message"]
