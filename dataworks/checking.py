@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from dataworks.errors import TemplateError
+from dataworks.errors import PluginError, TemplateError
 from dataworks.generators.base import BaseDataGenerator
 from dataworks.migrations.strategy import BaseMigrationStrategy
 from dataworks.plugins import CheckResult, Problem, collect_problems, split_spec
@@ -26,7 +26,36 @@ def check_file(spec: str, kind: PluginKind | None = None) -> CheckResult:
     if path.suffix.lower() == ".json" and kind != "strategy":
         return _check_template(path)
     bases = [BASES[kind]] if kind else [BaseMigrationStrategy, BaseDataGenerator]
-    return collect_problems(spec, bases, kind=kind or "plugin")
+    result = collect_problems(spec, bases, kind=kind or "plugin")
+    if result.ok and result.base is BaseDataGenerator:
+        result.problems.extend(_first_document_problems(spec, path))
+    return result
+
+
+def _first_document_problems(spec: str, path: Path) -> list[Problem]:
+    """Call the generator once, as `generate` does before it writes: what it returns must be
+    a document, and it must not raise."""
+    import traceback
+
+    from dataworks.generators.probe import probe
+    from dataworks.generators.source import build_generator, resolve_source
+
+    try:
+        probe(build_generator(resolve_source(spec), 0))
+    except PluginError as exc:
+        prefix = f"{path.resolve()}:"
+        text = exc.message.removeprefix(prefix)
+        number, _, rest = text.partition(": ")
+        if text != exc.message and number.isdigit():
+            return [Problem(str(path), int(number), rest, "runtime")]
+        return [Problem(str(path), 1, exc.message, "runtime")]
+    except Exception as exc:  # noqa: BLE001 - the user's code raised: report where
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if Path(f.filename).resolve() == path.resolve()]
+        line = frames[-1].lineno if frames and frames[-1].lineno else 1
+        return [Problem(str(path), line, f"building document 0 raised "
+                        f"{type(exc).__name__}: {exc}", "runtime")]
+    return []
 
 
 def kind_of(result: CheckResult) -> str | None:

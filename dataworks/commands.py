@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dataworks.checkpoints.store import check_store_spec
 from dataworks.config.settings import Settings
 from dataworks.core.endpoints import source_endpoint, target_endpoint
 from dataworks.core.retry import RetryPolicy
@@ -55,6 +56,7 @@ async def migrate(
     `transform_workers` (default: settings.mig_transform_workers): processes that run a
     transforming strategy's `transform`; 0 runs it in this process.
     """
+    check_store_spec(checkpoint_store)  # unwritable: refused before any document is read
     strategy_cls, strategy_ref = load_strategy(strategy)
     options = _migration_options(
         settings, strategy_cls=strategy_cls, strategy_ref=strategy_ref,

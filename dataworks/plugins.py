@@ -147,7 +147,7 @@ def _line_of(obj: Any) -> int:
 
 ProblemKind = Literal[
     "file", "syntax", "import", "no-class", "several-classes", "not-a-method", "signature",
-    "not-async", "not-sync", "yield", "misspelled-hook", "constructor",
+    "not-async", "not-sync", "yield", "misspelled-hook", "constructor", "runtime",
 ]
 
 

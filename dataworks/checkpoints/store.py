@@ -131,8 +131,9 @@ class FileCheckpointStore:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """temp file in the same directory, fsync, rename: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """temp file in the same directory, fsync, rename: readers see old or new, never half.
+    Creates the file's own folder at most (a store folder the user named), never its parents."""
+    path.parent.mkdir(exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -148,6 +149,50 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_store_spec(spec: str) -> None:
+    """Refuse (exit 2) a checkpoint store that could not be written, before a run starts:
+    `file:PATH` whose folder is missing, a file where a folder should be (or the reverse),
+    or no permission. Nothing is created here."""
+    kind, path = parse_store_spec(spec)
+    if kind != "file" or path is None:
+        return
+    target = Path(path)
+    single = target.suffix == ".json"
+    # A single file lives in its parent folder; a store folder may be created, inside an
+    # existing parent.
+    folder = target.parent if single or not target.exists() else target
+    problem = None
+    if single and target.is_dir():
+        problem = f"{target} is a folder, not a .json file"
+    elif not single and target.exists() and not target.is_dir():
+        problem = f"{target} is a file, not a folder (a single-run file must end in .json)"
+    elif not folder.exists():
+        problem = f"the folder {folder} does not exist"
+    elif not folder.is_dir():
+        problem = f"{folder} is a file, not a folder"
+    elif target.exists() and single and not os.access(target, os.W_OK):
+        problem = f"no permission to write {target}"
+    elif not _can_create_in(folder):
+        problem = f"no permission to write in {folder}"
+    if problem is not None:
+        raise CheckpointError(
+            f"--checkpoint-store {spec}: {problem}",
+            hint="create the folder first or name a writable place; folders are never "
+            "created outside the one you name",
+        )
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Try it: permission bits say nothing for root or on a read-only mount."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dataworks-probe.", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
+    return True
 
 
 def parse_store_spec(spec: str) -> tuple[str, str | None]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, uri_parser
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import (
     ConfigurationError,
@@ -103,6 +103,9 @@ async def check_reachable(client: AsyncMongoClient[Any], endpoint: Endpoint, *, 
 
     try:
         await client.admin.command("ping")
+        if not _has_credentials(endpoint.uri):
+            # ping needs no login; this does, on a server that requires one.
+            await client.admin.command("listDatabases", nameOnly=True)
     except OperationFailure as exc:
         raise fatal_error(classify(exc), side=side, setting=setting) from None
     except ConnectionFailure as exc:
@@ -113,6 +116,13 @@ async def check_reachable(client: AsyncMongoClient[Any], endpoint: Endpoint, *, 
             hint=f"check the host, port and TLS options in {setting} and that the server is "
             "running; FRAMEWORK_SERVER_SELECTION_TIMEOUT_MS sets how long to wait",
         ) from None
+
+
+def _has_credentials(uri: str) -> bool:
+    try:
+        return bool(uri_parser.parse_uri(uri, validate=False).get("username"))
+    except Exception:  # noqa: BLE001 - connect() has accepted it; assume a login is in it
+        return True
 
 
 _WRITING_STAGES = ("$out", "$merge")

@@ -158,6 +158,12 @@ def fatal_error(verdict: Classified, *, side: str, setting: str) -> DataWorksErr
             f"the {side} rejected the credentials: {message}",
             hint=f"check the user, password and authMechanism in {setting}",
         )
+    if verdict.code == UNAUTHORIZED and "requires authentication" in message:
+        return SettingsError(
+            f"the {side} requires a login, and {setting} gives none",
+            hint="put the user and password in it: USER:PASSWORD@ before the host, "
+            "URL-encoded",
+        )
     if verdict.code == UNAUTHORIZED:
         return SettingsError(
             f"the {side} refused the operation: {message}",

@@ -49,8 +49,14 @@ class BaseDataGenerator:
 
     def encode_batch(self, start: int, count: int) -> list[bytes]:
         """The batch as BSON documents; override to skip building dicts (the fast path)."""
+        from dataworks.generators.probe import require_mapping
+
         encode = bson.encode
-        return [encode(doc) for doc in self.generate_batch(start, count)]
+        out = []
+        for offset, doc in enumerate(self.generate_batch(start, count)):
+            require_mapping(self, doc, start + offset)
+            out.append(encode(doc))
+        return out
 
     @classmethod
     def display_name(cls) -> str:

@@ -25,6 +25,7 @@ from dataworks.checkpoints.store import (
     CheckpointStore,
     FileCheckpointStore,
     TargetCheckpointStore,
+    check_store_spec,
     parse_store_spec,
 )
 from dataworks.config.settings import Settings
@@ -37,6 +38,7 @@ from dataworks.generators.engine import EngineOptions, run_batches
 from dataworks.generators.ids import batch_seed, id_prefix, with_ids
 from dataworks.generators.insert import insert_batch
 from dataworks.generators.ledger import BatchLedger
+from dataworks.generators.probe import probe
 from dataworks.generators.resume import Requested, decide
 from dataworks.generators.source import GeneratorSource, build_generator, resolve_source
 from dataworks.generators.worker import BatchPlan, BuiltBatch
@@ -146,6 +148,7 @@ async def generate(
     """
     del resume  # the default now; kept so old scripts and calls still work
     src = source if isinstance(source, GeneratorSource) else resolve_source(source)
+    probe(build_generator(src, 0))  # a generator that returns no documents: exit 2, now
     metrics = metrics or RunMetrics()
     options = EngineOptions(
         workers=settings.generation_workers if workers is None else workers,
@@ -163,7 +166,7 @@ async def generate(
                           run_id=None, target="dry run", resumed=False,
                           settings=settings)
 
-    parse_store_spec(checkpoint_store)  # a bad spec fails before any connection
+    check_store_spec(checkpoint_store)  # an unwritable store fails before any connection
     client = connect(endpoint)
     ru = RequestUnitAccounting(metrics, target=endpoint, target_kind=target_kind)
     try:

@@ -96,6 +96,7 @@ class FerretDBServer:
     data_dir: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    extra_args: tuple[str, ...] = ()  # e.g. the flags of a server that requires a login
 
     @property
     def uri(self) -> str:
@@ -118,6 +119,7 @@ class FerretDBServer:
                 "--telemetry=disable",
                 "--debug-addr=-",
                 "--log-level=error",
+                *self.extra_args,
             ],
             env={**os.environ, "DO_NOT_TRACK": "1"},
             stdout=log,
