@@ -19,6 +19,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator, mode
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from dataworks.config.envfile import key_lines, warn_unknown_keys
 from dataworks.config.profiles import DEFAULT_PROFILE, PROFILE_NAMES, PROFILES, ProfileName
 from dataworks.config.uri import UriError, mask_uri, parse_connection_string
 from dataworks.errors import SettingsError
@@ -233,6 +234,18 @@ def _read_env_file(env_file: str | Path | None) -> tuple[Path | None, dict[str, 
     return path, values
 
 
+def _bad_value_location(field: str, path: Path | None) -> str:
+    """`PATH:LINE: ` when the field's value came from the env file (the environment wins)."""
+    if path is None or field not in Settings.model_fields:
+        return ""
+    names = env_names(field)
+    if any(n in os.environ for n in names):
+        return ""
+    lines = key_lines(path)
+    line = next((lines[n] for n in names if n in lines), None)
+    return f"{path}:{line}: " if line is not None else ""
+
+
 def _resolve_profile(
     overrides: dict[str, Any], file_values: dict[str, str]
 ) -> tuple[str, str]:
@@ -264,25 +277,29 @@ def load_settings(
     if profile is not None:
         overrides["profile"] = profile
     path, file_values = _read_env_file(env_file)
+    if path is not None:
+        warn_unknown_keys(path, key_lines(path), set(_known_names()) | {"FRAMEWORK_PROFILE"})
     chosen, _ = _resolve_profile(overrides, file_values)
     token = _active_profile.set(chosen)
     try:
         return Settings(_env_file=path, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         given = {f: flag for f, flag in (flags or {}).items() if f in overrides}
-        raise SettingsError(_explain_validation_error(exc, given)) from None
+        raise SettingsError(_explain_validation_error(exc, given, path)) from None
     finally:
         _active_profile.reset(token)
 
 
-def _explain_validation_error(exc: ValidationError, flags: dict[str, str]) -> str:
+def _explain_validation_error(exc: ValidationError, flags: dict[str, str],
+                              env_file: Path | None = None) -> str:
     problems = []
     for error in exc.errors():
         location = error.get("loc") or ()
         field = str(location[0]) if location else ""
         name = _field_for_alias(field)
         label = env_names(name)[0] if name in Settings.model_fields else field or "settings"
-        label = flags[name] if name in flags else f"setting {label}"
+        label = flags[name] if name in flags else (
+            f"{_bad_value_location(name, env_file)}setting {label}")
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
         given = error.get("input")
         shown = "" if given is None or "connection" in name else f" (got {given!r})"

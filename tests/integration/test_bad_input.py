@@ -36,6 +36,8 @@ class Case:
     files: dict[str, str] = field(default_factory=dict)
     refused_before_run: bool = True
     exit_code: int | None = None
+    absent: list[str] = field(default_factory=list)  # paths (under the case's folder) that
+    # must not exist afterwards: folders DataWorks must not create
 
 
 def cases(source_uri: str, target_uri: str) -> list[Case]:
@@ -128,6 +130,35 @@ def cases(source_uri: str, target_uri: str) -> list[Case]:
              mig("corrupt_checkpoint_file", "--checkpoint-store", "file:cp.json"),
              r"checkpoint file cp\.json is corrupt.*--force-from-start",
              files={"cp.json": '{"format": 1, "partitions": [tru'}),
+        Case("checkpoint_folder_missing",
+             mig("checkpoint_folder_missing", "--checkpoint-store", "file:nofolder/cp.json"),
+             r"--checkpoint-store file:nofolder/cp\.json: the folder nofolder does not exist",
+             exit_code=2, absent=["nofolder"]),
+        Case("generate_checkpoint_folder_missing",
+             gen("generate_checkpoint_folder_missing", "--source", TEMPLATE, "--total", "10",
+                 "--checkpoint-store", "file:no/such/dir"),
+             r"--checkpoint-store file:no/such/dir: the folder no/such does not exist",
+             exit_code=2, absent=["no"]),
+        Case("checkpoint_file_in_the_way",
+             mig("checkpoint_file_in_the_way", "--checkpoint-store", "file:afile/cp.json"),
+             r"afile is a file, not a folder", files={"afile": "x"}, exit_code=2),
+        Case("checkpoint_no_permission",
+             gen("checkpoint_no_permission", "--source", TEMPLATE, "--total", "10",
+                 "--checkpoint-store", "file:/sys/dw_cp.json"),
+             r"--checkpoint-store file:/sys/dw_cp\.json: no permission to write in /sys",
+             exit_code=2),
+        Case("generator_returns_no_document",
+             gen("generator_returns_no_document", "--source", "notdoc.py", "--total", "10"),
+             r"notdoc\.py:5: NotDoc\.generate_document returned str 'order 0' for document 0; "
+             r"expected a dict", files={"notdoc.py": NOT_A_DOCUMENT}, exit_code=2),
+        Case("preview_generator_returns_no_document",
+             gen("preview_generator_returns_no_document", "--source", "notdoc.py",
+                 "--preview", "2"),
+             r"notdoc\.py:5: NotDoc\.generate_document returned str", exit_code=2,
+             files={"notdoc.py": NOT_A_DOCUMENT}),
+        Case("env_file_bad_value", mig("env_file_bad_value"),
+             r"^error: \.env_local:3: setting MIG_BATCH_SIZE: .*integer.*'lots'",
+             files={".env_local": "GEN_DB_NAME=x\n# batch\nMIG_BATCH_SIZE=lots\n"}),
         Case("unknown_checkpoint_store",
              mig("unknown_checkpoint_store", "--checkpoint-store", "s3://bucket/x"),
              r"unknown checkpoint store 's3://bucket/x'.*file:PATH"),
@@ -164,6 +195,13 @@ def cases(source_uri: str, target_uri: str) -> list[Case]:
     ]
 
 
+NOT_A_DOCUMENT = (
+    "from dataworks import BaseDataGenerator\n\n\nclass NotDoc(BaseDataGenerator):\n"
+    "    def generate_document(self, document_id=None):\n"
+    "        return f'order {document_id}'\n"
+)
+
+
 def run_case(case: Case, workdir: Path) -> subprocess.CompletedProcess[str]:
     cwd = workdir / case.name
     cwd.mkdir()
@@ -172,8 +210,10 @@ def run_case(case: Case, workdir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MIG_", "GEN_", "FRAMEWORK_"))}
     env.update({"COLUMNS": "200", **case.env})
-    return subprocess.run([sys.executable, "-m", "dataworks", *case.args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run([sys.executable, "-m", "dataworks", *case.args], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    result.leftovers = [p for p in case.absent if (cwd / p).exists()]  # type: ignore[attr-defined]
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +250,7 @@ def test_wrong_input_gets_one_clear_line(name, outcomes, target_uri):
     assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
     assert lines[0].startswith("error: "), lines[0]
     assert re.search(case.expect, lines[0]), f"{case.expect!r} not in {lines[0]!r}"
+    assert not result.leftovers, f"created {result.leftovers}"
     if case.refused_before_run:
         db = f"dw_bad_{name}"
         with MongoClient(target_uri) as client:
@@ -231,3 +272,48 @@ def test_parse_error_is_a_json_line_in_json_mode(tmp_path):
     record = json.loads(lines[0])
     assert record["event"] == "error" and record["exit_code"] == 2
     assert "No such option: --bogus" in record["message"]
+
+
+def test_misspelt_env_file_key_is_warned_with_the_closest_name(tmp_path):
+    """A key that looks like a setting but is none would be ignored in silence."""
+    files = {".env_local": "GEN_DB_NAME=x\nMIG_TARGET_DB_COLECTION=orders\n"}
+    result = run_case(Case("misspelt_key", ["config", "show"], r"", files=files), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"WARNING \.env_local:2: unknown setting MIG_TARGET_DB_COLECTION, "
+                     r"ignored; did you mean MIG_TARGET_DB_COLLECTION\?", result.stderr), \
+        result.stderr
+
+
+@pytest.fixture(scope="module")
+def login_server(tmp_path_factory):
+    """A FerretDB that requires a login (its new authentication, one admin user)."""
+    from dataworks.testing.ferretdb import FerretDBServer
+
+    server = FerretDBServer(Path(tmp_path_factory.mktemp("ferretdb-auth")), extra_args=(
+        "--test-enable-new-auth", "--setup-username=admin", "--setup-password=s3cret",
+        "--setup-database=admin")).start()
+    yield server.uri
+    server.stop()
+
+
+@pytest.mark.parametrize("side", ["generate", "migrate source", "migrate target"])
+def test_server_requiring_a_login_given_none_names_the_setting(side, login_server, target_uri,
+                                                               tmp_path):
+    if side == "generate":
+        args = ["generate", "--source", TEMPLATE, "--total", "10", "--target-uri", login_server,
+                "--target-db", "dw_login"]
+        expect = r"the target requires a login, and GEN_DB_CONNECTION_STRING \(or --target-uri"
+    elif side == "migrate source":
+        args = ["migrate", "--source-uri", login_server, "--source-db", "a",
+                "--source-collection", "b", "--target-uri", target_uri, "--target-db", "dw_x"]
+        expect = r"the source requires a login, and MIG_SOURCE_DB_CONNECTION_STRING"
+    else:
+        args = ["migrate", "--source-uri", target_uri, "--source-db", SRC_DB,
+                "--source-collection", "orders", "--target-uri", login_server,
+                "--target-db", "dw_login"]
+        expect = r"the target requires a login, and MIG_TARGET_DB_CONNECTION_STRING"
+    result = run_case(Case(side.replace(" ", "_"), args, expect), tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and re.search(expect, lines[0]), result.stderr
+    assert "USER:PASSWORD@" in lines[0]
