@@ -7,9 +7,11 @@ formatter puts those fields at the top level of the line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,6 +69,22 @@ def configure_logging(*, fmt: str = "text", quiet: bool = False, debug: bool = F
         foreign.addHandler(handler)
         foreign.propagate = False
         foreign.setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def logs_above_display() -> Iterator[None]:
+    """While a rich Live display redirects `sys.stderr` (it prints what is written there above
+    itself), point our log handlers at the redirected stream; they captured the real one."""
+    handlers = {h for name in ("dataworks", *_FOREIGN) for h in logging.getLogger(name).handlers
+                if isinstance(h, logging.StreamHandler)}
+    previous = {h: h.stream for h in handlers}
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for handler, stream in previous.items():
+            handler.setStream(stream)
 
 
 def json_logging() -> bool:

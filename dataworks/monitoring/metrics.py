@@ -6,9 +6,10 @@ adds on the event loop), and whoever wants to show or export figures samples it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -49,6 +50,14 @@ class RunMetrics:
     )
     batch_latency_count: int = 0  # all batches timed, also those no longer in the deque
     batch_latency_total_s: float = 0.0
+    # After the copy: what is being done now ("verifying (hash)"), how far it is, and how
+    # long each finished phase took (for the summary).
+    phase: str = ""
+    phase_done: int = 0
+    phase_total: int | None = None
+    phase_unit: str = "documents"
+    phase_started_at: float | None = None
+    phase_seconds: dict[str, float] = field(default_factory=dict)
     _process: psutil.Process = field(default_factory=psutil.Process, repr=False)
 
     @property
@@ -85,6 +94,19 @@ class RunMetrics:
             return await awaitable
         finally:
             self.record_batch_latency(time.monotonic() - started)
+
+    @contextlib.contextmanager
+    def in_phase(self, name: str, total: int | None = None,
+                 unit: str = "documents") -> Iterator[None]:
+        """Mark a phase after the copy (index builds, verification) for the display and
+        record its duration under `name` in `phase_seconds`."""
+        self.phase, self.phase_done, self.phase_total, self.phase_unit = name, 0, total, unit
+        self.phase_started_at = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phase_seconds[name] = time.monotonic() - self.phase_started_at
+            self.phase, self.phase_started_at = "", None
 
     def finish(self) -> None:
         self.sample_memory()

@@ -1,6 +1,8 @@
-"""Show a `RunMetrics` while a run goes: a rich bar on a terminal, log lines otherwise.
+"""Show a `RunMetrics` while a run goes: a live display on a terminal, log lines otherwise.
 
-The display samples the counters on a timer; engines never call it.
+The display (`display.ProgressView`, laid out for the terminal's width) samples the counters
+on a timer; engines never call it. While it is up, log lines go through the same console,
+so they print above it instead of through it.
 """
 
 from __future__ import annotations
@@ -12,16 +14,10 @@ import sys
 from collections.abc import AsyncIterator
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.live import Live
 
-from dataworks.monitoring.logs import json_logging
+from dataworks.monitoring.display import ProgressView
+from dataworks.monitoring.logs import json_logging, logs_above_display
 from dataworks.monitoring.metrics import RunMetrics
 
 log = logging.getLogger("dataworks.progress")
@@ -66,35 +62,15 @@ async def show_progress(
     if not enabled:
         yield
         return
-    # A rich bar would break "one JSON object per line": JSON logs get log lines instead.
+    # A live display would break "one JSON object per line": JSON logs get log lines instead.
     terminal = sys.stderr.isatty() and not json_logging()
     if terminal:
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[stats]}"),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        task = progress.add_task(label, total=metrics.total, stats="")
-
-        async def refresh() -> None:
-            while True:
-                progress.update(task, completed=metrics.done, total=metrics.total,
-                                stats=_stats_line(metrics))
-                await asyncio.sleep(interval)
-
-        with progress:
-            ticker = asyncio.create_task(refresh())
-            try:
-                yield
-            finally:
-                ticker.cancel()
-                progress.update(task, completed=metrics.done, stats=_stats_line(metrics))
+        console = Console(stderr=True)
+        view = ProgressView(metrics, label)
+        with Live(view, console=console, refresh_per_second=max(1, int(1 / interval)),
+                  transient=False, redirect_stdout=False, redirect_stderr=True), \
+                logs_above_display():
+            yield
         return
 
     async def log_lines() -> None:
@@ -103,6 +79,10 @@ async def show_progress(
             total = f"/{metrics.total:,}" if metrics.total is not None else ""
             plain = _stats_line(metrics).replace("[bold red]", "").replace("[red]", "").replace("[/]", "")
             log.info("%s: %s%s documents · %s", label, f"{metrics.done:,}", total, plain)
+            if metrics.phase:
+                of = f"/{metrics.phase_total:,}" if metrics.phase_total else ""
+                log.info("%s: %s: %s%s %s", label, metrics.phase, f"{metrics.phase_done:,}", of,
+                         metrics.phase_unit)
 
     ticker = asyncio.create_task(log_lines())
     try:
