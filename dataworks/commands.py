@@ -85,6 +85,7 @@ async def migrate_database(
 
     `run`, when given, receives the `DatabaseRun` before it starts (progress displays read it).
     """
+    check_store_spec(options.get("checkpoint_store", "target"))
     rules = read_strategy_map(strategy_map) if strategy_map else None
     base = _migration_options(settings, strategy_cls=DefaultStrategy, strategy_ref="default",
                               **options)
