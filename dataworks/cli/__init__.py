@@ -18,19 +18,21 @@ except ImportError:  # pragma: no cover - older typer with click installed
     from click import exceptions as _click_exceptions  # type: ignore[no-redef]
 
 from dataworks import __version__
-from dataworks.monitoring.logs import configure_logging, event
 from dataworks.cli import (
     check_cmd,
     checkpoints_cmd,
     config_cmd,
+    examples_cmd,
     flags,
     generate_cmd,
+    help_examples,
     help_format,
     indexes_cmd,
     migrate_cmd,
     new_cmd,
     verify_cmd,
 )
+from dataworks.monitoring.logs import configure_logging, event
 
 help_format.install()
 
@@ -61,8 +63,9 @@ def _root(
 
 
 for module in (config_cmd, migrate_cmd, generate_cmd, verify_cmd, indexes_cmd, new_cmd,
-               check_cmd, checkpoints_cmd):
+               check_cmd, checkpoints_cmd, examples_cmd):
     module.register(app)
+help_examples.install(app)
 
 
 def main(argv: list[str] | None = None) -> None:

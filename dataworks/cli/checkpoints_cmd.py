@@ -29,7 +29,8 @@ StoreOption = Annotated[str, typer.Option(
     "--checkpoint-store", help="'target' (dataworks_meta on MIG_TARGET_DB_CONNECTION_STRING) "
     "or file:PATH.")]
 TargetUriOption = Annotated[str | None, typer.Option(
-    "--target-uri", help="Target connection string (for the target store).")]
+    "--target-uri", help="Target connection string (for the target store) "
+    "(env: MIG_TARGET_DB_CONNECTION_STRING).")]
 
 
 async def _with_store(settings: Settings, spec: str, action: Any) -> Any:

@@ -43,7 +43,8 @@ _SOURCE_DBS = inspect.Parameter(
     default=None,
     annotation=Annotated[list[str] | None, typer.Option(
         "--source-db", help="Source database; repeat it (without --source-collection) to copy "
-        "every collection of several databases.", rich_help_panel=PANEL)],
+        "every collection of several databases (env: MIG_SOURCE_DB_NAME).",
+        rich_help_panel=PANEL)],
 )
 
 

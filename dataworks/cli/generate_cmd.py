@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,12 +20,14 @@ from dataworks.cli.monitoring_options import (
     ServerKind,
     print_request_units,
 )
+from dataworks.core.stop import stop_at_once
 from dataworks.errors import UserError
 from dataworks.generators.run import GenerationReport, generate, preview
 from dataworks.monitoring.metrics import RunMetrics
 from dataworks.monitoring.session import monitor_run
 
 T = TypeVar("T")
+log = logging.getLogger("dataworks.generate")
 
 
 CONNECTION = "Target (override settings)"
@@ -115,14 +118,27 @@ def generate_command(
 
 
 def run_async(make: Callable[[], Awaitable[T]]) -> T:
-    """asyncio.run, with SIGTERM treated like Ctrl-C (checkpoint saved, exit 130)."""
+    """asyncio.run, where Ctrl-C or SIGTERM saves the checkpoint and exits 130; a second
+    press stops at once (one line says what that means for the checkpoint)."""
 
     async def main() -> Any:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
-        if task is not None:
+        presses = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal presses
+            presses += 1
+            if presses > 1:
+                stop_at_once()
+            log.warning("%s received: saving the checkpoint (press again to stop at once)",
+                        signal.Signals(signum).name)
+            if task is not None:
+                task.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(signal.SIGTERM, task.cancel)
+                loop.add_signal_handler(signum, on_signal, signum)
             except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Windows
                 pass
         return await make()

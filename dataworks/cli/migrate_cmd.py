@@ -6,6 +6,7 @@ import asyncio
 import functools
 import shlex
 import sys
+import time
 from enum import Enum
 from typing import Annotated
 
@@ -14,18 +15,18 @@ from rich.table import Table
 
 from dataworks import commands
 from dataworks.cli.common import CommonOptions, command_options, mask_secrets, output_console
+from dataworks.cli.database_view import (
+    database_selection,
+    run_database,
+    write_report,
+)
+from dataworks.cli.endpoint_options import endpoint_options
 from dataworks.cli.monitoring_options import (
     MetricsFileOption,
     ServerKind,
     SourceKindOption,
     TargetKindOption,
     print_request_units,
-)
-from dataworks.cli.endpoint_options import endpoint_options
-from dataworks.cli.database_view import (
-    database_selection,
-    run_database,
-    write_report,
 )
 from dataworks.config.settings import Settings, describe_settings
 from dataworks.errors import Interrupted, RunFailed, UserError
@@ -85,6 +86,9 @@ def migrate(
         "writes nothing.", rich_help_panel=PANEL)] = None,
     json_output: Annotated[bool, typer.Option(
         "--json", help="With --preview: print the preview as extended JSON.",
+        rich_help_panel=PANEL)] = False,
+    full: Annotated[bool, typer.Option(
+        "--full", help="With --preview: every field, not only what the strategy changed.",
         rich_help_panel=PANEL)] = False,
     verify: Annotated[VerifyChoice, typer.Option(
         "--verify", help="Check the result at the end (exit 1 when it differs).",
@@ -162,7 +166,7 @@ def migrate(
                              cutover_after_idle=cutover_after_idle,
                              unacknowledged=unacknowledged, preview=preview is not None)
     if selection is not None:
-        if preview is not None or json_output:
+        if preview is not None or json_output or full:
             raise UserError("--preview shows one collection", hint="add --source-collection")
         run_database(settings, selection, common=common, strategy=strategy,
                      strategy_map=strategy_map, parallel_collections=parallel_collections,
@@ -174,10 +178,10 @@ def migrate(
                          sample_size=sample_size, create_indexes=create_indexes,
                          disable_indexes=disable_indexes))
         return
-    if preview is not None or json_output:  # reads N docs, writes nothing (migrations/preview.py)
+    if preview is not None or json_output or full:  # reads N docs, writes nothing
         from dataworks.cli.preview_view import show_preview
 
-        show_preview(settings, preview, strategy, as_json=json_output)
+        show_preview(settings, preview, strategy, as_json=json_output, full=full)
         return
     metrics = RunMetrics()
 
@@ -213,7 +217,7 @@ def migrate(
     except Interrupted as exc:
         exc.hint = resume_hint(settings, common)
         raise
-    render_report(report)
+    render_report(report, metrics)
     print_request_units(metrics)
     if report_file:
         write_report(report_file, report.to_dict())
@@ -295,7 +299,7 @@ def resume_hint(settings: Settings, common: CommonOptions) -> str:
             f"connection strings unchanged: {'; '.join(where)}")
 
 
-def render_report(report: MigrationReport) -> None:
+def render_report(report: MigrationReport, metrics: RunMetrics | None = None) -> None:
     console = output_console()
     if report.status == "nothing to do":
         console.print(f"nothing to do: run {report.run_id} already finished "
@@ -309,7 +313,7 @@ def render_report(report: MigrationReport) -> None:
         ("transformed", f"{report.transformed:,}"), ("dropped", f"{report.dropped:,}"),
         ("rejected", f"{report.rejected:,}"), ("retries", f"{report.retries:,}"),
         ("resumed from", f"{report.resumed_from:,}"),
-        ("duration", f"{report.duration_s:,.1f} s"),
+        ("duration" if metrics is None else "copy duration", f"{report.duration_s:,.1f} s"),
         ("documents/s", f"{report.docs_per_second:,.0f}"),
         ("MB/s", f"{report.mb_per_second:,.1f}"),
         ("peak memory", f"{report.peak_memory_mb:,.0f} MB"),
@@ -317,6 +321,11 @@ def render_report(report: MigrationReport) -> None:
         ("target count", f"{report.target_count:,}" if report.target_count is not None else "?"),
         ("checkpoints", report.checkpoint_store),
     ]
+    if metrics is not None:  # phases after the copy, and the whole command's wall time
+        at = rows.index(("documents/s", f"{report.docs_per_second:,.0f}"))
+        phases = [(name, f"{seconds:,.1f} s") for name, seconds in metrics.phase_seconds.items()]
+        total = time.monotonic() - metrics.started_at
+        rows[at:at] = [*phases, ("total duration", f"{total:,.1f} s")]
     if report.dead_letter_file:
         rows.append(("dead letters", report.dead_letter_file))
     if report.verification is not None:

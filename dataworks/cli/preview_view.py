@@ -25,18 +25,21 @@ def value_text(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def item_view(number: int, item: PreviewItem) -> Panel:
-    title = f"document {number}: {item.outcome}"
+def item_view(number: int, item: PreviewItem, *, full: bool = False) -> Panel:
+    title = f"document {number}: {item.outcome} (_id {value_text(item.before.get('_id'))})"
     if item.outcome == "dropped":
         body: Any = Group(_table(item, None), Text("transform returned None: not written",
                                                     style="bold red"))
         return Panel(body, title=title, title_align="left", border_style="red")
-    tables = [_table(item, i) for i in range(len(item.after))]
+    if item.outcome == "unchanged" and not full:
+        return Panel(Text("the strategy left it as it was", style="dim"), title=title,
+                     title_align="left", border_style="dim")
+    tables = [_table(item, i, full=full) for i in range(len(item.after))]
     style = {"unchanged": "dim", "changed": "yellow", "split": "cyan"}[item.outcome]
     return Panel(Group(*tables), title=title, title_align="left", border_style=style)
 
 
-def _table(item: PreviewItem, index: int | None) -> Table:
+def _table(item: PreviewItem, index: int | None, *, full: bool = True) -> Table:
     heading = "after" if index is None or len(item.after) == 1 else \
         f"after ({index + 1} of {len(item.after)})"
     table = Table(show_header=True, header_style="bold", expand=False, box=None,
@@ -51,7 +54,11 @@ def _table(item: PreviewItem, index: int | None) -> Table:
         for path, value in flatten(item.before).items():
             table.add_row("-", path, Text(value_text(value), style=STYLES["removed"]), "")
         return table
+    hidden = 0
     for change in item.changes(index):
+        if change.kind == "same" and not full:
+            hidden += 1
+            continue
         style = STYLES[change.kind]
         before = "" if change.kind == "added" else value_text(change.before)
         after = "" if change.kind == "removed" else value_text(change.after)
@@ -60,10 +67,15 @@ def _table(item: PreviewItem, index: int | None) -> Table:
                       Text(before, style="dim" if change.kind == "same" else
                            ("bold red" if change.kind in ("changed", "removed") else "")),
                       Text(after, style=style))
+    if hidden:
+        table.add_row("", Text(f"{hidden} unchanged field{'s' if hidden != 1 else ''} "
+                               "(--full shows them)", style="dim"), "", "")
     return table
 
 
-def render_preview(preview: MigrationPreview, console: Console | None = None) -> None:
+def render_preview(preview: MigrationPreview, console: Console | None = None, *,
+                   full: bool = False) -> None:
+    """Only what the strategy changed, added and removed; `full`: every field."""
     console = console or Console(soft_wrap=False)
     console.print(f"preview of {len(preview.items)} document(s) from {preview.source} "
                   f"with strategy {preview.strategy} [dim](nothing written)[/]")
@@ -71,13 +83,13 @@ def render_preview(preview: MigrationPreview, console: Console | None = None) ->
         console.print("[dim]this strategy does not transform: documents are copied "
                       "unchanged as raw BSON[/]")
     for number, item in enumerate(preview.items, 1):
-        console.print(item_view(number, item))
+        console.print(item_view(number, item, full=full))
     counts = preview.counts()
     console.print(", ".join(f"{n} {k}" for k, n in counts.items()))
 
 
 def show_preview(settings: Any, count: int | None, strategy: str | None, *,
-                 as_json: bool) -> None:
+                 as_json: bool, full: bool = False) -> None:
     """What `migrate --preview N [--json]` runs instead of the migration."""
     import asyncio
 
@@ -85,10 +97,10 @@ def show_preview(settings: Any, count: int | None, strategy: str | None, *,
     from dataworks.migrations.preview import preview_migration
 
     if count is None:
-        raise UserError("--json applies to --preview N only")
+        raise UserError("--json and --full apply to --preview N only")
 
     result = asyncio.run(preview_migration(settings, count, strategy=strategy))
     if as_json:
         print(result.to_json())
     else:
-        render_preview(result)
+        render_preview(result, full=full)

@@ -266,7 +266,7 @@ async def _run(plan: BatchPlan, ledger: BatchLedger, collection: Any,
         await insert_batch(collection, docs, metrics, policy, limiter)
 
     await save()  # before the first insert: a run killed at once can still be resumed
-    label = f"generate {target}"
+    label = f"generate {target.rsplit(' ', 1)[-1]}"  # the namespace; the URI is logged
     event(log, "run_started", f"generating {plan.total:,} documents into {target}",
           run_id=run_id, total=plan.total, seed=plan.seed, resumed_from=metrics.resumed_from)
     try:

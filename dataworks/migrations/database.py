@@ -36,6 +36,7 @@ from dataworks.core.clients import (
 )
 from dataworks.core.endpoints import SOURCE_SETTING, TARGET_SETTING
 from dataworks.core.sameness import may_share_a_server
+from dataworks.core.stop import stop_at_once
 from dataworks.core.throttle import AdaptiveLimiter
 from dataworks.errors import Interrupted, UserError
 from dataworks.migrations import collection_options as copts
@@ -366,7 +367,7 @@ class DatabaseRun:
         def on_signal(signum: int) -> None:
             self._signals += 1
             if self._signals > 1:
-                raise SystemExit(130)
+                stop_at_once()
             log.warning("%s received: finishing in-flight batches of every running collection "
                         "and saving their checkpoints (press again to stop at once)",
                         signal.Signals(signum).name)

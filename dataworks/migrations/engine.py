@@ -43,6 +43,7 @@ from dataworks.core.endpoints import SOURCE_SETTING, TARGET_SETTING
 from dataworks.core.errors import classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.core.sameness import may_share_a_server, same_collection
+from dataworks.core.stop import stop_at_once
 from dataworks.core.suggest import missing_collection
 from dataworks.core.throttle import AdaptiveLimiter
 from dataworks.errors import CheckpointError, DataWorksError, Interrupted, UserError
@@ -436,7 +437,7 @@ class MigrationEngine:
                             "checkpoint (press again to stop at once)", signal.Signals(signum).name)
                 self.stop.set()
             else:
-                raise SystemExit(130)
+                stop_at_once()
 
         installed = []
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -20,6 +20,7 @@ from dataworks.indexes import build_pending_indexes, copy_indexes, defer_indexes
 from dataworks.migrations.report import MigrationReport
 from dataworks.migrations.strategy import BaseMigrationStrategy
 from dataworks.monitoring.logs import event
+from dataworks.monitoring.metrics import run_phase
 from dataworks.verify import verify
 
 log = logging.getLogger("dataworks.migrate")
@@ -61,11 +62,13 @@ async def after_load(source: ReadOnlyCollection, target: Any, store: CheckpointS
     if options.settle_writes:
         await wait_for_writes_to_land(target)
     if options.disable_indexes:
-        built = await build_pending_indexes(target, store, policy=policy)
+        with run_phase("building indexes", unit="indexes"):
+            built = await build_pending_indexes(target, store, policy=policy)
         report.indexes = {**(report.indexes or {}), "built": built.to_dict()}
         _note_index_problems(report, built.to_dict())
     if options.create_indexes:
-        copied = await copy_indexes(source, target, policy=policy)
+        with run_phase("copying indexes", unit="indexes"):
+            copied = await copy_indexes(source, target, policy=policy)
         report.indexes = {**(report.indexes or {}), "copied": copied.to_dict()}
         _note_index_problems(report, copied.to_dict())
     if options.verify_mode == "none":
@@ -80,16 +83,18 @@ async def after_load(source: ReadOnlyCollection, target: Any, store: CheckpointS
             "counts cannot be compared across a transform; verified a sample of "
             f"{options.sample_size:,} transformed documents instead (--verify hash checks all)"
         )
-    result = await verify(
-        source, target, mode,
-        sample_size=options.sample_size,
-        transform=transform,
-        partitions=partitions or None,
-        parallelism=options.parallelism,
-        policy=policy,
-        source_query=query or None,
-        source_projection=projection,
-    )
+    total = {"hash": report.source_count, "sample": options.sample_size}.get(mode)
+    with run_phase(f"verifying ({mode})", total=total):
+        result = await verify(
+            source, target, mode,
+            sample_size=options.sample_size,
+            transform=transform,
+            partitions=partitions or None,
+            parallelism=options.parallelism,
+            policy=policy,
+            source_query=query or None,
+            source_projection=projection,
+        )
     report.verification = result.to_dict(limit=100)
     event(log, "verified", f"verify --mode {mode}: "
           f"{'EQUAL' if result.equal else 'DIFFERENT'}", mode=mode,

@@ -125,6 +125,10 @@ class PartitionPlanner:
             partitions = [Partition(i, g) for i, g in enumerate(RANGE_GROUPS)]
         return partitions
 
+    async def can_seek(self) -> bool:
+        """Whether an `_id` range (or an `_id` sort) is served by the index, not a scan."""
+        return await self._ranges_use_index()
+
     async def _ranges_use_index(self) -> bool:
         """Ask the server's query planner whether an `_id` range query seeks or scans."""
         probe = {"_id": {"$gt": 0}}  # any value: only the plan's shape matters

@@ -25,6 +25,7 @@ from dataworks.core.endpoints import source_endpoint, target_endpoint
 from dataworks.core.suggest import missing_collection
 from dataworks.errors import PluginError, SettingsError, UserError
 from dataworks.migrations.loading import load_strategy
+from dataworks.migrations.partitioning import PartitionPlanner
 from dataworks.migrations.reader import apply_transform
 from dataworks.migrations.strategy import BaseMigrationStrategy, StrategyContext
 from dataworks.monitoring.metrics import RunMetrics
@@ -173,8 +174,13 @@ async def _read(strategy: BaseMigrationStrategy, source: ReadOnlyCollection,
     if strategy.reads_itself():
         docs = await strategy.read_batch(count, await strategy.get_resume_point())
         return [dict(d) for d in docs[:count]]
-    cursor = source.find(strategy.build_query() or {}, strategy.projection(),
-                         sort=[("_id", 1)], limit=count, batch_size=min(max(count, 1), 1000))
+    query = strategy.build_query() or {}
+    # The first N by `_id` where the index serves the sort; where it cannot (FerretDB), a
+    # sorted find reads and sorts the whole collection first: take the first N as stored.
+    seek = await PartitionPlanner(source, query).can_seek()
+    cursor = source.find(query, strategy.projection(), limit=count,
+                         batch_size=min(max(count, 1), 1000),
+                         **({"sort": [("_id", 1)]} if seek else {}))
     return [doc async for doc in cursor]
 
 

@@ -9,6 +9,7 @@ copy (building indexes, verifying) gets its own line with its own count, rate an
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from dataworks.monitoring.metrics import RunMetrics
 SEP = " · "
 BAR_MIN = 10
 BAR_MAX = 40
+ECHO_ROOM = 2
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class Cell:
 
 
 def clock(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0 or seconds > 99 * 3600:
+    if seconds is None or math.isnan(seconds) or seconds < 0 or seconds > 99 * 3600:
         return "-:--:--"
     seconds = int(seconds + 0.5)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -162,7 +164,9 @@ class ProgressView:
         return _join(_fit(cells, width))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        for line in self.lines(options.max_width):
+        # Two columns spare: the terminal echoes a Ctrl-C as "^C" after the last line, and a
+        # line that wraps there would leave a copy of the display behind.
+        for line in self.lines(max(20, options.max_width - ECHO_ROOM)):
             line.no_wrap = True
             line.overflow = "ellipsis"
             yield line

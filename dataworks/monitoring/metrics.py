@@ -10,12 +10,16 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import psutil
 
 T = TypeVar("T")
+# The metrics of the run being shown (set by `show_progress`), so that the phases after the
+# copy can report themselves without every layer passing a `RunMetrics` down.
+_current: ContextVar[RunMetrics | None] = ContextVar("dataworks_run_metrics", default=None)
 LATENCY_KEEP = 100_000  # batch latencies kept for percentiles (the most recent ones)
 
 
@@ -111,3 +115,30 @@ class RunMetrics:
     def finish(self) -> None:
         self.sample_memory()
         self.finished_at = time.monotonic()
+
+
+@contextlib.contextmanager
+def current_run(metrics: RunMetrics) -> Iterator[None]:
+    token = _current.set(metrics)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+@contextlib.contextmanager
+def run_phase(name: str, total: int | None = None, unit: str = "documents") -> Iterator[None]:
+    """`RunMetrics.in_phase` on the current run's metrics (nothing when there are none)."""
+    metrics = _current.get()
+    if metrics is None:
+        yield
+        return
+    with metrics.in_phase(name, total, unit):
+        yield
+
+
+def phase_progress(count: int) -> None:
+    """`count` more units of the current phase are done (documents compared, ...)."""
+    metrics = _current.get()
+    if metrics is not None and metrics.phase:
+        metrics.phase_done += count

@@ -18,7 +18,7 @@ from rich.live import Live
 
 from dataworks.monitoring.display import ProgressView
 from dataworks.monitoring.logs import json_logging, logs_above_display
-from dataworks.monitoring.metrics import RunMetrics
+from dataworks.monitoring.metrics import RunMetrics, current_run
 
 log = logging.getLogger("dataworks.progress")
 
@@ -58,7 +58,17 @@ async def show_progress(
     interval: float = 0.25,
     log_interval: float = 10.0,
 ) -> AsyncIterator[None]:
-    """Render progress while the body runs (rich bar on a TTY, periodic log lines off one)."""
+    """Render progress while the body runs (live display on a TTY, log lines off one).
+    Phases after the copy (`metrics.run_phase`) report to `metrics` inside, shown or not."""
+    with current_run(metrics):
+        async with _show(metrics, label, enabled=enabled, interval=interval,
+                         log_interval=log_interval):
+            yield
+
+
+@contextlib.asynccontextmanager
+async def _show(metrics: RunMetrics, label: str, *, enabled: bool, interval: float,
+                log_interval: float) -> AsyncIterator[None]:
     if not enabled:
         yield
         return

@@ -27,6 +27,7 @@ from dataworks.core.clients import ReadOnlyCollection
 from dataworks.core.errors import classify
 from dataworks.core.retry import RetryPolicy
 from dataworks.migrations.partitioning import after_in_bson_order
+from dataworks.monitoring.metrics import phase_progress
 from dataworks.verify.partitions import VerifyPartition
 from dataworks.verify.rawdocs import (
     document_id,
@@ -173,8 +174,10 @@ class _Prefetch:
     policy; other errors surface on the consumer's next `next()`."""
 
     def __init__(
-        self, open_cursor: Callable[[Any], Any], convert: Convert, policy: RetryPolicy
+        self, open_cursor: Callable[[Any], Any], convert: Convert, policy: RetryPolicy,
+        *, counts_progress: bool = False,
     ) -> None:
+        self._counts_progress = counts_progress  # the source side: documents compared
         self._open = open_cursor
         self._cursor: Any = None
         self._queue: asyncio.Queue[list[bytes] | BaseException | None] = asyncio.Queue(
@@ -192,6 +195,8 @@ class _Prefetch:
                     documents = split_documents(batch)
                     if documents:
                         last = resume_id(documents[-1])
+                        if self._counts_progress:
+                            phase_progress(len(documents))
                     await self._queue.put(await convert(documents))
                     attempt = 0
             except Exception as exc:  # noqa: BLE001 - classified, then retried or handed on
@@ -281,7 +286,8 @@ async def compare_partition(
 
         return open_cursor
 
-    left = _Prefetch(reader(source, source_query, source_projection), source_docs, policy)
+    left = _Prefetch(reader(source, source_query, source_projection), source_docs, policy,
+                     counts_progress=True)
     right = _Prefetch(reader(target), target_docs, policy)
     try:
         await _merge(left, right, found)

@@ -66,6 +66,7 @@ def test_new_check_preview_migrate_on_a_fresh_strategy_file(
     shown = runner.invoke(app, ["migrate", "--strategy", path, "--preview", "3", *args])
     assert shown.exit_code == 0, shown.output
     assert "document 3: unchanged" in shown.stdout and "nothing written" in shown.stdout
+    assert "the strategy left it as it was" in shown.stdout  # no field-by-field copy
     assert unique_db_name not in target_databases(target_uri)  # the preview wrote nothing
 
     moved = runner.invoke(app, ["migrate", "--strategy", path, "--quiet", *args])
@@ -115,6 +116,16 @@ def test_edited_strategy_preview_shows_changes_then_migrates(
 
     rich = runner.invoke(app, ["migrate", "--strategy", str(path), "--preview", "5", *args])
     assert rich.exit_code == 0 and "dropped" in rich.stdout and "order_no" in rich.stdout
+    # Only what the strategy changed: the unchanged fields are counted, not listed...
+    changed_only = [line for line in rich.stdout.splitlines() if "totals.total" in line]
+    assert "unchanged fields (--full shows them)" in rich.stdout
+    full = runner.invoke(app, ["migrate", "--strategy", str(path), "--preview", "5", "--full",
+                               *args])
+    # ... and --full lists every field of every document.
+    assert full.exit_code == 0 and "(--full shows them)" not in full.stdout
+    assert len([ln for ln in full.stdout.splitlines() if "totals.total" in ln]) == 5
+    assert len(changed_only) == sum(d["status"] == "CLOSED"
+                                    for d in sorted(docs, key=lambda d: d["_id"])[:5])
 
     moved = runner.invoke(app, ["migrate", "--strategy", str(path), "--quiet", *args])
     assert moved.exit_code == 0, moved.output
@@ -191,3 +202,38 @@ def test_cli_preview_of_a_failing_transform_exits_2_with_the_line(
     assert result.exit_code == 2
     assert re.search(r"typo\.py:6: .*transform raised KeyError", result.output), result.output
     assert unique_db_name not in target_databases(target_uri)
+
+
+def test_preview_reads_the_first_documents_as_stored_where_the_server_cannot_seek(
+        source_uri, unique_db_name, tmp_path, monkeypatch) -> None:
+    """An `_id` sort on a server that cannot seek reads and sorts the whole collection before
+    the first document: the preview takes the first N in natural order there."""
+    import asyncio
+
+    from dataworks.core.clients import ReadOnlyCollection, connect
+    from dataworks.migrations.partitioning import PartitionPlanner
+
+    monkeypatch.chdir(tmp_path)
+    with MongoClient(source_uri) as client:
+        client[unique_db_name]["c"].insert_many([{"_id": i, "v": i} for i in (5, 4, 3, 2, 1)])
+
+    async def seeks() -> bool:
+        settings = settings_for(source_uri, source_uri, unique_db_name, unique_db_name)
+        from dataworks.core.endpoints import source_endpoint
+
+        endpoint = source_endpoint(settings)
+        client = connect(endpoint)
+        try:
+            source = ReadOnlyCollection(client[unique_db_name]["c"])
+            return await PartitionPlanner(source).can_seek()
+        finally:
+            await client.close()
+
+    expected = [1, 2] if asyncio.run(seeks()) else [5, 4]
+    shown = CliRunner().invoke(app, ["migrate", "--source-uri", source_uri, "--source-db",
+                                     unique_db_name, "--source-collection", "c", "--preview",
+                                     "2", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert [d["before"]["_id"] for d in json_util.loads(shown.stdout)["documents"]] == expected
+    with MongoClient(source_uri) as client:
+        client.drop_database(unique_db_name)
