@@ -100,6 +100,9 @@ def test_generate_and_migrate_fit_100_columns_with_logs_above(mongo_uri, target_
         found = [line for line in lines if needle in line]
         assert len(found) == 1, f"{needle!r} not on the screen once:\n{screen}"
         assert LOG_LINE.match(found[0]) and BAR not in found[0], found[0]
+    # The verification had its own phase, and its own row in the summary.
+    assert re.search(r"verifying \(hash\) +│ [\d.,]+ s", screen), screen
+    assert re.search(r"total duration +│ [\d.,]+ s", screen), screen
     logged = next(i for i, line in enumerate(lines) if "halfway there" in line)
     assert logged < lines.index(gen_bars[0]), "the log line belongs above the display"
     with MongoClient(target_uri) as client:

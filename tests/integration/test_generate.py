@@ -157,3 +157,28 @@ async def test_other_documents_are_refused_until_drop_target(mongo_uri, mongo_cl
         await generate(settings, TEMPLATE, total=300, force_from_start=True)
     assert await coll.count_documents({}) == 300
     await mongo_client.drop_database(unique_db_name)
+
+
+async def test_two_ctrl_c_stop_at_once_with_one_line(mongo_uri, mongo_client, unique_db_name,
+                                                     tmp_path):
+    """The second Ctrl-C does not wait for the checkpoint: one line says what that means."""
+    env = {**os.environ, "GEN_DB_CONNECTION_STRING": mongo_uri, "GEN_DB_NAME": unique_db_name,
+           "GEN_DB_COLLECTION": "twice"}
+    args = [sys.executable, "-m", "dataworks", "generate", "--source", VOLVO, "--total",
+            "200000", "--batch-size", "200", "--generation-workers", "1", "-q"]
+    proc = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while (await mongo_client[unique_db_name].command("collStats", "twice"))["count"] < 400:
+        assert proc.poll() is None and time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    await asyncio.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    stopped = [line for line in lines if "stopped at once" in line]
+    assert len(stopped) == 1 and "the last checkpoint stands" in stopped[0], stderr
+    assert "Traceback" not in stderr
+    await mongo_client.drop_database(unique_db_name)

@@ -102,7 +102,7 @@ def test_generate_cli_csv_metrics(mongo_uri, unique_db_name, tmp_path):
                   "--workers", "0", "--checkpoint-store", f"file:{tmp_path / 'state'}",
                   "--metrics-file", str(metrics_file), "-q"], env, tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "1,500 documents written" in result.stderr  # text mode: summary unchanged
+    assert "1,500 documents written" in result.stdout  # text mode too: summaries on stdout
     rows = list(csv.DictReader(metrics_file.open()))
     assert rows[-1]["kind"] == "summary" and rows[-1]["status"] == "completed"
     assert {r["kind"] for r in rows[:-1]} == {"sample"}
