@@ -249,3 +249,29 @@ def test_cli_reports_a_missing_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["check", str(tmp_path / "nope.py")])
     assert result.exit_code == 2
     assert "nope.py:1: plugin file does not exist" in result.stdout
+
+
+def test_check_calls_the_generator_once_and_catches_a_non_document(tmp_path):
+    """What `generate` would refuse before writing, `check` reports at the hook's line."""
+    path = write(tmp_path, """
+        class NotDoc(BaseDataGenerator):
+            def generate_document(self, document_id=None):
+                return ["not", "a", "document"]
+    """)
+    problems = check_file(str(path)).problems
+    assert [(p.line, p.kind) for p in problems] == [(3, "runtime")]
+    assert "NotDoc.generate_document returned list" in problems[0].message
+    assert "expected a dict" in problems[0].message
+    result = CliRunner().invoke(app, ["check", str(path)])
+    assert result.exit_code == 2
+
+
+def test_check_reports_where_building_the_first_document_raised(tmp_path):
+    path = write(tmp_path, """
+        class Raises(BaseDataGenerator):
+            def generate_document(self, document_id=None):
+                return {"x": 1 / 0}
+    """)
+    problems = check_file(str(path)).problems
+    assert [(p.line, p.kind) for p in problems] == [(4, "runtime")]
+    assert "ZeroDivisionError" in problems[0].message
