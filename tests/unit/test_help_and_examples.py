@@ -140,3 +140,21 @@ def test_a_phase_after_the_copy_gets_its_own_line():
                    for x in lines)
     assert "verifying (hash)" in m.phase_seconds
     assert not any("verifying" in x.plain for x in ProgressView(m, "migrate").lines(100))
+
+
+def test_completion_completes_commands_and_flags():
+    import os
+    import subprocess
+    import sys
+
+    def complete(words: str, cword: int) -> list[str]:
+        env = {**os.environ, "_DATAWORKS_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(cword), "PYTHONPATH": str(ROOT)}
+        out = subprocess.run([sys.executable, "-c", "from dataworks.cli import main; main()"],
+                             env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split()
+
+    assert complete("dataworks gen", 1) == ["generate"]
+    assert {"--target-uri", "--target-db", "--target-collection"} <= set(
+        complete("dataworks generate --target-", 2))
