@@ -104,8 +104,7 @@ async def check_reachable(client: AsyncMongoClient[Any], endpoint: Endpoint, *, 
     try:
         await client.admin.command("ping")
         if not _has_credentials(endpoint.uri):
-            # ping needs no login; this does, on a server that requires one.
-            await client.admin.command("listDatabases", nameOnly=True)
+            await _refuse_missing_login(client, side=side, setting=setting)
     except OperationFailure as exc:
         raise fatal_error(classify(exc), side=side, setting=setting) from None
     except ConnectionFailure as exc:
@@ -118,11 +117,27 @@ async def check_reachable(client: AsyncMongoClient[Any], endpoint: Endpoint, *, 
         ) from None
 
 
-def _has_credentials(uri: str) -> bool:
+async def _refuse_missing_login(client: AsyncMongoClient[Any], *, side: str,
+                                setting: str) -> None:
+    """ping needs no login; listDatabases does, on a server that requires one. Only "requires
+    authentication" counts: a user who may not list databases is not our business here."""
+    from dataworks.core.errors import classify, fatal_error
+
     try:
-        return bool(uri_parser.parse_uri(uri, validate=False).get("username"))
+        await client.admin.command("listDatabases", nameOnly=True)
+    except OperationFailure as exc:
+        if "requires authentication" in str(exc):
+            raise fatal_error(classify(exc), side=side, setting=setting) from None
+
+
+def _has_credentials(uri: str) -> bool:
+    """A user name, or an authMechanism that logs in without one (X.509, AWS, OIDC)."""
+    try:
+        parsed = uri_parser.parse_uri(uri, validate=False)
     except Exception:  # noqa: BLE001 - connect() has accepted it; assume a login is in it
         return True
+    options = {str(k).lower() for k in (parsed.get("options") or {})}
+    return bool(parsed.get("username")) or "authmechanism" in options
 
 
 _WRITING_STAGES = ("$out", "$merge")
