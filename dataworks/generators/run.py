@@ -29,7 +29,7 @@ from dataworks.checkpoints.store import (
     parse_store_spec,
 )
 from dataworks.config.settings import Settings
-from dataworks.core.clients import RAW_CODEC, Endpoint, check_reachable, connect
+from dataworks.core.clients import RAW_CODEC, Endpoint, check_reachable, connect, fast_count
 from dataworks.core.endpoints import generation_endpoint
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.core.throttle import AdaptiveLimiter
@@ -179,7 +179,7 @@ async def generate(
         state = await store.load(run_id)
         if drop:
             await collection.drop()
-        present = 0 if drop else await collection.estimated_document_count()
+        present = 0 if drop else await fast_count(collection)
         decision = decide(state, src, asked, namespace=endpoint.namespace, present=present,
                           new_seed=_new_seed(), default_batch=settings.gen_batch_size,
                           forced=force_from_start or drop)
@@ -190,7 +190,7 @@ async def generate(
                           ru.writes(collection, options.write_workers), store, run_id,
                           options, metrics, progress, run_id=run_id,
                           target=endpoint.display(), resumed=decision.kind == "resume",
-                          settings=settings, count=collection.estimated_document_count)
+                          settings=settings, count=lambda: fast_count(collection))
     finally:
         await ru.aclose()
         await client.close()
