@@ -134,6 +134,7 @@ def _migration_options(
             max_attempts=settings.retry_max_attempts, max_seconds=settings.retry_max_seconds
         ),
         throttle_recovery_s=settings.throttle_recovery_seconds,
+        ru_per_second=settings.mig_ru_per_second,
         run_dir=run_dir,
         handle_signals=handle_signals,
         source_kind=source_kind,

@@ -30,6 +30,7 @@ from dataworks.cli import (
     indexes_cmd,
     migrate_cmd,
     new_cmd,
+    throttle_cmd,
     verify_cmd,
 )
 from dataworks.monitoring.logs import configure_logging, event
@@ -63,7 +64,7 @@ def _root(
 
 
 for module in (config_cmd, migrate_cmd, generate_cmd, verify_cmd, indexes_cmd, new_cmd,
-               check_cmd, checkpoints_cmd, examples_cmd):
+               check_cmd, checkpoints_cmd, examples_cmd, throttle_cmd):
     module.register(app)
 help_examples.install(app)
 

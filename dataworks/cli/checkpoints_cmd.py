@@ -75,7 +75,8 @@ def list_runs(store: StoreOption = "target", target_uri: TargetUriOption = None,
               common: CommonOptions) -> None:
     """List the runs that have saved state."""
     settings = common.settings(mig_target_db_connection_string=target_uri)
-    runs = asyncio.run(_with_store(settings, store, lambda s: s.list_runs()))
+    runs = [run for run in asyncio.run(_with_store(settings, store, lambda s: s.list_runs()))
+            if not str(run["run_id"]).startswith("throttle:")]  # RU budgets, not runs
     table = Table(title=f"checkpoints ({store})")
     table.add_column("run id", no_wrap=True)  # people copy it into `show`/`delete`
     for column in ("source", "target", "strategy", "documents", "finished"):

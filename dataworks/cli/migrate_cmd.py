@@ -142,6 +142,10 @@ def migrate(
     cutover: Annotated[bool, typer.Option(
         "--cutover", help="Ask a running --live migration to finish (not supported yet).",
         rich_help_panel=LIVE_PANEL)] = False,
+    ru_per_second: Annotated[float | None, typer.Option(
+        "--ru-per-second", min=1, help="Request units per second each Cosmos DB side may "
+        "spend, all readers and writers together (MIG_RU_PER_SECOND); change it while the "
+        "run goes with `dataworks throttle RUN_ID`.", rich_help_panel=PANEL)] = None,
     *,
     endpoints: dict[str, str],
     source_dbs: list[str],
@@ -156,6 +160,7 @@ def migrate(
         max_insert_workers=workers,
         parallel_cursors=parallel_cursors,
         mig_transform_workers=transform_workers,
+        mig_ru_per_second=ru_per_second,
         **endpoints,
     )
     selection = database_selection(
@@ -312,6 +317,7 @@ def render_report(report: MigrationReport, metrics: RunMetrics | None = None) ->
         ("already present", f"{report.already_present:,}"),
         ("transformed", f"{report.transformed:,}"), ("dropped", f"{report.dropped:,}"),
         ("rejected", f"{report.rejected:,}"), ("retries", f"{report.retries:,}"),
+        ("throttled", f"{report.throttled:,} (source reads {report.source_throttled:,})"),
         ("resumed from", f"{report.resumed_from:,}"),
         ("duration" if metrics is None else "copy duration", f"{report.duration_s:,.1f} s"),
         ("documents/s", f"{report.docs_per_second:,.0f}"),

@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     )
     mig_parallel_collections: int = Field(
         2, gt=0, validation_alias=_env("MIG_PARALLEL_COLLECTIONS")
+    )
+    # Request units per second each Cosmos DB side may spend (None: no cap).
+    mig_ru_per_second: float | None = Field(
+        None, gt=0, validation_alias=_env("MIG_RU_PER_SECOND")
     )  # collections of a database run copied at once (they share the insert workers)
     # Processes that run a strategy's `transform` (0: in the migration process itself).
     mig_transform_workers: int = Field(

@@ -42,12 +42,15 @@ CURSOR_NOT_FOUND = 43
 
 # Server codes that mean "try again" (network-ish, elections, interruptions).
 TRANSIENT_CODES = frozenset(
-    {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, EXCEEDED_TIME_LIMIT,
-     CURSOR_NOT_FOUND}
+    {6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, CURSOR_NOT_FOUND}
 )
 # Labels the server or driver attaches to errors that are safe to retry.
 TRANSIENT_LABELS = ("RetryableWriteError", "ResetPool", "SystemOverloadedError", "RetryableError")
-THROTTLE_CODES = frozenset({COSMOS_REQUEST_RATE_TOO_LARGE, HTTP_TOO_MANY_REQUESTS})
+# 16500 / 429: over the provisioned RU/s. 50 (ExceededTimeLimit): what Cosmos DB answers
+# instead once server-side retry is on and its own retries ran out after 60 s; on MongoDB a
+# busy server past maxTimeMS. Either way: slow down, not an outage.
+THROTTLE_CODES = frozenset({COSMOS_REQUEST_RATE_TOO_LARGE, HTTP_TOO_MANY_REQUESTS,
+                            EXCEEDED_TIME_LIMIT})
 REJECT_CODES = frozenset({DOCUMENT_VALIDATION_FAILURE, BSON_OBJECT_TOO_LARGE, 2, 17419, 17280})
 FATAL_CODES = frozenset({UNAUTHORIZED, AUTHENTICATION_FAILED, NAMESPACE_NOT_FOUND})
 
@@ -105,7 +108,10 @@ def classify(exc: BaseException) -> Classified:
         (AutoReconnect, NotPrimaryError, NetworkTimeout, ConnectionFailure, WaitQueueTimeoutError),
     ):
         return Classified(ErrorKind.TRANSIENT, None, message)
-    if isinstance(exc, (ExecutionTimeout, WTimeoutError)):
+    if isinstance(exc, ExecutionTimeout):
+        return Classified(ErrorKind.THROTTLED, getattr(exc, "code", None) or EXCEEDED_TIME_LIMIT,
+                          message, retry_after_seconds(message))
+    if isinstance(exc, WTimeoutError):
         return Classified(ErrorKind.TRANSIENT, getattr(exc, "code", None), message)
     if isinstance(exc, BulkWriteError):
         return _classify_bulk(exc)

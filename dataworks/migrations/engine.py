@@ -40,12 +40,12 @@ from dataworks.core.clients import (
 )
 from dataworks.core.dead_letter import DeadLetterFile
 from dataworks.core.endpoints import SOURCE_SETTING, TARGET_SETTING
-from dataworks.core.errors import classify, fatal_error
+from dataworks.core.errors import Classified, ErrorKind, classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.core.sameness import may_share_a_server, same_collection
 from dataworks.core.stop import stop_at_once
 from dataworks.core.suggest import missing_collection
-from dataworks.core.throttle import AdaptiveLimiter
+from dataworks.core.throttle import AdaptiveLimiter, ReadPacer
 from dataworks.errors import CheckpointError, DataWorksError, Interrupted, UserError
 from dataworks.migrations.batches import Batch
 from dataworks.migrations.finishing import FinishingOptions, after_load, before_load
@@ -61,6 +61,7 @@ from dataworks.migrations.writer import BatchWriter
 from dataworks.monitoring.logs import event
 from dataworks.monitoring.metrics import RunMetrics
 from dataworks.monitoring.ru import RequestUnitAccounting
+from dataworks.monitoring.ru_budget import BudgetControl, control_key
 
 log = logging.getLogger("dataworks.migrate")
 SAVE_EVERY_S = 5.0
@@ -92,6 +93,8 @@ class MigrationOptions:
     # than `workers` inserts in flight together (None: this run's own).
     shared_limiter: AdaptiveLimiter | None = None
     transform_workers: int = 0  # processes that run `transform`; 0 = in this process
+    # RU/s allowed on each Cosmos DB side (None: no budget until `dataworks throttle` sets one)
+    ru_per_second: float | None = None
 
 
 class MigrationEngine:
@@ -100,6 +103,9 @@ class MigrationEngine:
         self.metrics = metrics or RunMetrics()
         self.stop = asyncio.Event()
         self._signals = 0
+        # Source reads of the whole run: throttling slows them down (cursors, batch size).
+        self._pacer = ReadPacer(options.parallel_cursors, options.batch_size,
+                                recovery_s=options.throttle_recovery_s, metrics=self.metrics)
 
     # -- public ---------------------------------------------------------------------------
 
@@ -129,18 +135,21 @@ class MigrationEngine:
                               setting=SOURCE_SETTING)
         await check_reachable(target_client, opts.target, side="target",
                               setting=TARGET_SETTING)
-        if not await source.exists():
+        if not await with_retries(source.exists, opts.retry, what="finding the source",
+                                  on_retry=self._source_retry):
             raise await missing_collection(
                 source_client, opts.source, side="source",
                 hint="check MIG_SOURCE_DB_NAME / MIG_SOURCE_DB_COLLECTION or --source-db/"
                 "--source-collection",
             )
         # Spelling aside: the servers' own collection UUIDs, before anything is written.
-        if await same_collection(source_client[opts.source.db], opts.source.collection,
-                                 target_client[opts.target.db], opts.target.collection,
-                                 same_namespace=opts.source.namespace == opts.target.namespace,
-                                 shared_server=may_share_a_server(opts.source.uri,
-                                                                  opts.target.uri)):
+        if await with_retries(
+                lambda: same_collection(
+                    source_client[opts.source.db], opts.source.collection,
+                    target_client[opts.target.db], opts.target.collection,
+                    same_namespace=opts.source.namespace == opts.target.namespace,
+                    shared_server=may_share_a_server(opts.source.uri, opts.target.uri)),
+                opts.retry, what="comparing source and target", on_retry=self._source_retry):
             raise _same_collection_error(opts.source, opts.target)
         strategy = opts.strategy_cls(
             StrategyContext(
@@ -189,13 +198,14 @@ class MigrationEngine:
             await strategy.on_start()
             # Planning only reads: a network blip or a throttled sample is retried, not fatal.
             watermarks = await with_retries(lambda: self._plan(strategy, source, query),
-                                            opts.retry, what="planning the source's partitions")
+                                            opts.retry, what="planning the source's partitions",
+                                            on_retry=self._source_retry)
         report.partitions = len(watermarks.states)
         await before_load(source, target, store, opts.finishing, report)
 
         count = await with_retries(
             lambda: source.count_documents(query) if query else source.fast_count(),
-            opts.retry, what="counting the source",
+            opts.retry, what="counting the source", on_retry=self._source_retry,
         )
         report.source_count = count
         self.metrics.total = count
@@ -231,11 +241,14 @@ class MigrationEngine:
                 async with RequestUnitAccounting(
                     self.metrics, source=opts.source, source_kind=opts.source_kind,
                     target=opts.target, target_kind=opts.target_kind,
+                    ru_per_second=opts.ru_per_second,
                 ) as ru:
-                    await self._pipeline(ru.reads(source, opts.parallel_cursors),
-                                         ru.writes(writes, opts.workers), strategy, watermarks,
-                                         query, projection, dead_letter, store, run_id,
-                                         base_state)
+                    reads = ru.reads(source, opts.parallel_cursors)
+                    writes = ru.writes(writes, opts.workers)
+                    async with self._budget_control(ru, store, run_id, report):
+                        await self._pipeline(reads, writes, strategy, watermarks, query,
+                                             projection, dead_letter, store, run_id,
+                                             base_state)
             except BaseException as exc:  # noqa: BLE001 - re-raised after the final save
                 error = _unwrap(exc)
             interrupted = self.stop.is_set() and not watermarks.all_finished()
@@ -271,7 +284,8 @@ class MigrationEngine:
         if strategy.reads_itself():
             start = await strategy.get_resume_point()
             return Watermarks([PartitionState(Partition(0, LEGACY_GROUP), high_water=start)])
-        planner = PartitionPlanner(source, query)
+        planner = PartitionPlanner(source, query, policy=self.options.retry,
+                                   on_retry=self._source_retry)
         partitions = await strategy.partitions(planner)
         if partitions is None:
             partitions = await planner.plan(self.options.parallel_cursors)
@@ -303,7 +317,7 @@ class MigrationEngine:
         reader = PartitionReader(
             source, base_query=query, projection=projection, batch_size=opts.batch_size,
             queue=queue, stop=self.stop, metrics=self.metrics, policy=opts.retry,
-            transform=transform, pool=pool,
+            transform=transform, pool=pool, pacer=self._pacer,
         )
         legacy = LegacyReader(strategy, batch_size=opts.batch_size, queue=queue, stop=self.stop,
                               metrics=self.metrics, transform=transform)
@@ -365,6 +379,39 @@ class MigrationEngine:
 
     # -- helpers --------------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _budget_control(self, ru: RequestUnitAccounting, store: CheckpointStore,
+                              run_id: str, report: MigrationReport) -> Any:
+        """The RU budget: the command line's value written beside the checkpoint, and a
+        poller that applies what `dataworks throttle` writes there while the run goes."""
+        if not ru.buckets:
+            if self.options.ru_per_second is not None:
+                report.warnings.append(
+                    "--ru-per-second applies to Cosmos DB sides only (host *.cosmos.azure.com "
+                    "or --source-kind/--target-kind cosmos); no budget was applied")
+            yield
+            return
+        if self.options.ru_per_second is not None:
+            with contextlib.suppress(DataWorksError, PyMongoError, OSError):
+                await store.save(control_key(run_id), {
+                    "run_id": run_id, "ru_per_second": self.options.ru_per_second,
+                    "updated_at": time.time()})
+        control = BudgetControl(store, run_id, ru.buckets, self.metrics)
+        done = asyncio.Event()
+        poller = asyncio.create_task(control.run(done))
+        try:
+            yield
+        finally:
+            done.set()
+            await poller
+
+    def _source_retry(self, verdict: Classified, *_: Any) -> None:
+        """Planning and counting reads: a throttling answer counts like any other."""
+        self.metrics.retries += 1
+        if verdict.kind is ErrorKind.THROTTLED:
+            self.metrics.throttled += 1
+            self.metrics.source_throttled += 1
+
     def _finishing(self) -> FinishingOptions:
         finishing = self.options.finishing
         if self.options.unacknowledged:
@@ -414,6 +461,8 @@ class MigrationEngine:
         report.rejected = m.rejected
         report.retries = m.retries
         report.throttled = m.throttled
+        report.source_throttled = m.source_throttled
+        report.source_read_limits = self._pacer.lowest()
         report.duration_s = m.elapsed
         report.docs_per_second = m.docs_per_second()
         report.mb_per_second = m.mb_per_second()

@@ -6,19 +6,24 @@ type group: each partition is `{_id: {$type: group, $gte: lower, $lt: upper}}`, 
 of types outside the known groups land in one catch-all partition.
 
 Boundaries come from a random sample of `_id`s (`$sample`, which Cosmos DB and MongoDB
-have) or, where `$sample` is missing (FerretDB), from one sorted scan of the `_id`s alone.
+have; retried when throttled) or, where sampling is impossible, from the smallest and
+largest `_id` of each type group and evenly spaced values between them (`interpolate`).
 The plan is saved with the checkpoint, so a resumed run reads exactly the same ranges.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC
 from typing import Any
 
 from pymongo.errors import OperationFailure, PyMongoError
 
 from dataworks.core.clients import ReadOnlyCollection
+from dataworks.core.errors import classify
+from dataworks.core.retry import OnRetry, RetryPolicy, with_retries
+from dataworks.errors import RunFailed
 
 log = logging.getLogger("dataworks.partitioning")
 
@@ -41,6 +46,7 @@ TYPE_ORDER: tuple[tuple[str, ...], ...] = (
 )
 SAMPLE_PER_PARTITION = 64
 MAX_SAMPLE = 20_000
+SAMPLE_RETRY_S = 60.0  # how long a throttled $sample is retried before probing instead
 
 
 @dataclass(frozen=True)
@@ -91,9 +97,12 @@ class Partition:
 class PartitionPlanner:
     """Finds partition boundaries for a source collection."""
 
-    def __init__(self, source: ReadOnlyCollection, query: dict[str, Any] | None = None) -> None:
+    def __init__(self, source: ReadOnlyCollection, query: dict[str, Any] | None = None, *,
+                 policy: RetryPolicy | None = None, on_retry: OnRetry | None = None) -> None:
         self.source = source
         self.query = query or {}
+        self.policy = policy or RetryPolicy()
+        self.on_retry = on_retry
 
     async def plan(self, count: int) -> list[Partition]:
         """About `count` partitions, spread over the type groups by their share of `_id`s."""
@@ -134,24 +143,44 @@ class PartitionPlanner:
         probe = {"_id": {"$gt": 0}}  # any value: only the plan's shape matters
         try:
             plan = await self.source.explain_find(probe, sort=[("_id", 1)])
-        except PyMongoError:
+        except PyMongoError as exc:
+            if classify(exc).retryable:
+                raise  # throttled or a blip: the caller retries the planning
             return True  # no explain (Cosmos DB may refuse it): `_id` is always indexed there
         if "filterPushdown" in plan:  # FerretDB
             return bool(plan["filterPushdown"])
         return "COLLSCAN" not in str(plan.get("queryPlanner", {}).get("winningPlan", ""))
 
     async def _sample_ids(self, count: int) -> dict[str, list[Any]]:
+        """Sampled `_id`s by type group. A throttled or timed-out `$sample` (16500, 50) is
+        retried with backoff; when sampling is impossible (no `$sample`, or still throttled
+        after the retry budget) boundaries come from a few index probes instead, never from
+        holding every `_id` in memory."""
         size = min(MAX_SAMPLE, SAMPLE_PER_PARTITION * count)
-        try:
-            pipeline: list[dict[str, Any]] = []
-            if self.query:
-                pipeline.append({"$match": self.query})
-            pipeline += [{"$sample": {"size": size}}, {"$project": {"_id": 1}}]
+        pipeline: list[dict[str, Any]] = []
+        if self.query:
+            pipeline.append({"$match": self.query})
+        pipeline += [{"$sample": {"size": size}}, {"$project": {"_id": 1}}]
+
+        async def sample() -> list[Any]:
             cursor = await self.source.aggregate(pipeline, batchSize=10_000)
-            ids = [doc["_id"] async for doc in cursor]
-        except OperationFailure as exc:
-            log.info("$sample unavailable (%s); scanning _ids for partition boundaries", exc.code)
-            ids = await self._scan_ids(count)
+            return [doc["_id"] async for doc in cursor]
+
+        # Sampling is optional (probes can replace it): give it a minute, not the run's budget.
+        budget = replace(self.policy, max_seconds=min(SAMPLE_RETRY_S, self.policy.max_seconds))
+        try:
+            ids = await with_retries(sample, budget, what="sampling _ids ($sample)",
+                                     on_retry=self.on_retry)
+        except OperationFailure as exc:  # not retryable: the server has no $sample
+            log.info("$sample unavailable (code %s); partition boundaries from _id probes",
+                     exc.code)
+            return await self._probe_boundaries(count)
+        except RunFailed as exc:  # retryable, but still failing after the retry budget
+            if self.on_retry is not None and exc.__cause__ is not None:
+                self.on_retry(classify(exc.__cause__), 0, 0.0)  # the last answer counts too
+            log.warning("$sample kept failing (%s); partition boundaries from _id probes",
+                        exc)
+            return await self._probe_boundaries(count)
         grouped: dict[str, list[Any]] = {}
         for value in ids:
             group = group_of(value)
@@ -159,21 +188,30 @@ class PartitionPlanner:
                 grouped.setdefault(group, []).append(value)
         return grouped
 
-    async def _scan_ids(self, count: int) -> list[Any]:
-        """Fallback without `$sample`: read every `_id` (only the `_id`) and keep evenly
-        spaced ones. Costs one pass over the `_id`s, far less than over the documents."""
-        ids: list[Any] = []
+    async def _probe_boundaries(self, count: int) -> dict[str, list[Any]]:
+        """Without a sample: per type group the smallest and largest `_id` (two index
+        seeks), and evenly spaced values between them for types that can be interpolated
+        (ObjectId by its timestamp, as Microsoft's migration tool does; numbers; dates).
+        Other groups (strings, ...) become one range. Memory: a few values per group."""
+        grouped: dict[str, list[Any]] = {}
         for group in RANGE_GROUPS:
-            query = {"_id": {"$type": group}}
+            query: dict[str, Any] = {"_id": {"$type": group}}
             if self.query:
                 query = {"$and": [query, self.query]}
-            cursor = self.source.find(query, {"_id": 1}, sort=[("_id", 1)], batch_size=10_000)
-            group_ids = [doc["_id"] async for doc in cursor]
-            if not group_ids:
+            low = await self._edge(query, 1)
+            if low is None:
                 continue
-            step = max(1, len(group_ids) // (SAMPLE_PER_PARTITION * count))
-            ids.extend(group_ids[::step])
-        return ids
+            high = await self._edge(query, -1)
+            grouped[group] = interpolate(low, high, count) if high is not None else [low]
+        return grouped
+
+    async def _edge(self, query: dict[str, Any], direction: int) -> Any:
+        async def probe() -> Any:
+            found = await self.source.find_one(query, {"_id": 1}, sort=[("_id", direction)])
+            return None if found is None else found["_id"]
+
+        return await with_retries(probe, self.policy, what="probing the _id range",
+                                  on_retry=self.on_retry)
 
     async def _has_other_types(self) -> bool:
         found = await self.source.find_one(
@@ -234,6 +272,37 @@ def group_of(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return OTHER
+
+
+def interpolate(low: Any, high: Any, count: int) -> list[Any]:
+    """`low`, `high` and up to `count - 1` evenly spaced values between them, for ObjectIds
+    (by their timestamp), numbers and dates; just the two ends for other types. The values
+    serve as sample points for `_boundaries`: ranges stay correct whatever the data's real
+    distribution, only less even."""
+    from datetime import datetime
+
+    from bson import Decimal128, Int64, ObjectId
+
+    points: list[Any] = [low]
+    parts = max(1, count)
+    if isinstance(low, ObjectId) and isinstance(high, ObjectId):
+        start, end = low.generation_time.timestamp(), high.generation_time.timestamp()
+        points += [ObjectId.from_datetime(datetime.fromtimestamp(start + (end - start) * i
+                                                                 / parts, tz=UTC))
+                   for i in range(1, parts)]
+    elif isinstance(low, datetime) and isinstance(high, datetime):
+        points += [low + (high - low) * i / parts for i in range(1, parts)]
+    elif group_of(low) == "number" and group_of(high) == "number":
+        def number(value: Any) -> float:
+            return float(value.to_decimal()) if isinstance(value, Decimal128) else float(value)
+
+        a, b = number(low), number(high)
+        whole = all(isinstance(v, int | Int64) for v in (low, high))
+        for i in range(1, parts):
+            value = a + (b - a) * i / parts
+            points.append(int(value) if whole else value)
+    points.append(high)
+    return points
 
 
 def _sort_key(group: str) -> Any:

@@ -25,8 +25,9 @@ from pymongo.errors import PyMongoError
 
 from dataworks.core.clients import RAW_CODEC, ReadOnlyCollection
 from dataworks.core.endpoints import SOURCE_SETTING
-from dataworks.core.errors import classify, fatal_error
+from dataworks.core.errors import ErrorKind, classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
+from dataworks.core.throttle import ReadPacer
 from dataworks.errors import DataWorksError, PluginError
 from dataworks.migrations.batches import Batch
 from dataworks.migrations.natural import IdSequence, check_same_prefix
@@ -130,7 +131,9 @@ class PartitionReader:
         policy: RetryPolicy,
         transform: Transform | None,
         pool: TransformPool | None = None,
+        pacer: ReadPacer | None = None,
     ) -> None:
+        self.pacer = pacer or ReadPacer(1_000_000, batch_size, metrics=metrics)
         self.source = source
         self.base_query = base_query
         self.projection = projection
@@ -155,7 +158,7 @@ class PartitionReader:
                 await self._read_until_done(state, position)
 
         def count_retry(*_: Any) -> None:
-            self.metrics.retries += 1
+            self.metrics.retries += 1  # throttling answers were counted by the pacer
 
         try:
             await with_retries(
@@ -169,23 +172,47 @@ class PartitionReader:
         if not self.stop.is_set():
             state.reading_finished(position["seq"])
 
+    async def _round_trip(self, cursor: Any) -> bytes | None:
+        """One find / getMore under a pacer permit; None when the cursor is exhausted.
+        A throttling answer (16500 / 429 / 50) slows every reader down, then propagates to
+        the retry loop, which waits (RetryAfterMs at least) and reopens after the mark."""
+        async with self.pacer.permit() as permit:
+            try:
+                data: bytes = await cursor.__anext__()
+            except StopAsyncIteration:
+                return None
+            except PyMongoError as exc:
+                if classify(exc).kind is ErrorKind.THROTTLED:
+                    self.pacer.throttled(permit)
+                raise
+        self.pacer.succeeded()
+        return data
+
     async def _read_until_done(self, state: PartitionState, position: dict[str, Any]) -> None:
-        query = state.partition.query(self.base_query, after=position["after"])
-        cursor = self.source.find_raw_batches(
-            query, self.projection, sort=[("_id", 1)], batch_size=self.batch_size
-        )
-        try:
-            async for data in cursor:
-                docs = bson.decode_all(data, RAW_CODEC)
-                if not docs:
-                    continue
-                last_id = docs[-1]["_id"]
-                await self._queue(state, position, docs, len(data), mark=last_id)
-                position["after"] = last_id
-                if self.stop.is_set():
+        """Read in `_id` order; a cursor is reopened after the last queued `_id` when it is
+        lost (CursorNotFound, network) or when the pacer changed the batch size."""
+        while True:
+            query = state.partition.query(self.base_query, after=position["after"])
+            batch_size = self.pacer.batch_size
+            cursor = self.source.find_raw_batches(
+                query, self.projection, sort=[("_id", 1)], batch_size=batch_size
+            )
+            try:
+                while (data := await self._round_trip(cursor)) is not None:
+                    docs = bson.decode_all(data, RAW_CODEC)
+                    if not docs:
+                        continue
+                    last_id = docs[-1]["_id"]
+                    await self._queue(state, position, docs, len(data), mark=last_id)
+                    position["after"] = last_id
+                    if self.stop.is_set():
+                        return
+                    if self.pacer.batch_size != batch_size:
+                        break  # reopen with the new batch size, after the mark
+                else:
                     return
-        finally:
-            await cursor.close()
+            finally:
+                await cursor.close()
 
     async def _read_natural(self, state: PartitionState, position: dict[str, Any]) -> None:
         """One unsorted cursor from the start; the documents up to the mark are passed over
@@ -194,10 +221,10 @@ class PartitionReader:
         to_pass = int(resume_at["read"]) if resume_at else 0
         seen = IdSequence()
         cursor = self.source.find_raw_batches(
-            self.base_query, self.projection, batch_size=self.batch_size
+            self.base_query, self.projection, batch_size=self.pacer.batch_size
         )
         try:
-            async for data in cursor:
+            while (data := await self._round_trip(cursor)) is not None:
                 docs = bson.decode_all(data, RAW_CODEC)
                 nbytes = len(data)
                 if seen.read < to_pass:

@@ -11,7 +11,7 @@ MigrationStatus = Literal["completed", "nothing to do", "interrupted", "failed"]
 @dataclass
 class MigrationReport:
     run_id: str
-    source: str  # namespace with masked URI
+    source: str  # hosts and namespace (never credentials)
     target: str
     strategy: str
     status: MigrationStatus = "completed"
@@ -22,7 +22,10 @@ class MigrationReport:
     dropped: int = 0
     rejected: int = 0
     retries: int = 0
-    throttled: int = 0
+    throttled: int = 0  # throttling answers (16500 / 429 / 50), both sides
+    source_throttled: int = 0  # of which on source reads
+    # how far reads were slowed down: {"lowest_cursors": n, "lowest_batch_size": n}
+    source_read_limits: dict[str, int] = field(default_factory=dict)
     resumed_from: int = 0
     duration_s: float = 0.0
     docs_per_second: float = 0.0

@@ -37,10 +37,14 @@ class RunMetrics:
     bytes_written: int = 0
     batches: int = 0
     retries: int = 0
-    throttled: int = 0
+    throttled: int = 0  # throttling answers, both sides (16500 / 429 / 50)
+    source_throttled: int = 0  # of which on reads (find, getMore, aggregate, count, $sample)
     errors: int = 0
     concurrency: int = 0
+    read_concurrency: int = 0  # source round trips allowed in flight (adaptive)
+    read_batch_size: int = 0  # documents per source round trip (adaptive)
     request_units: float = 0.0
+    ru_budget: float | None = None  # RU/s allowed per Cosmos side (--ru-per-second), if any
     resumed_from: int = 0  # documents already done by earlier runs
     started_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
@@ -63,6 +67,7 @@ class RunMetrics:
     phase_started_at: float | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
     _process: psutil.Process = field(default_factory=psutil.Process, repr=False)
+    _ru_samples: deque[tuple[float, float]] = field(default_factory=deque, repr=False)
 
     @property
     def done(self) -> int:
@@ -80,6 +85,17 @@ class RunMetrics:
     def mb_per_second(self) -> float:
         elapsed = self.elapsed
         return self.bytes_written / elapsed / 1e6 if elapsed > 0 else 0.0
+
+    def recent_request_units_per_second(self, window_s: float = 10.0) -> float:
+        """RU/s over about the last `window_s` seconds (sampled by whoever calls this)."""
+        now = time.monotonic()
+        self._ru_samples.append((now, self.request_units))
+        while len(self._ru_samples) > 2 and now - self._ru_samples[1][0] >= window_s:
+            self._ru_samples.popleft()
+        first_t, first_ru = self._ru_samples[0]
+        if now - first_t <= 0.5:  # no earlier sample yet: the run's average
+            return self.request_units / self.elapsed if self.elapsed > 0 else 0.0
+        return (self.request_units - first_ru) / (now - first_t)
 
     def sample_memory(self) -> int:
         rss = int(self._process.memory_info().rss)

@@ -33,8 +33,11 @@ def _stats_line(metrics: RunMetrics) -> str:
         parts.append(f"workers {metrics.concurrency}")
     if metrics.retries:
         parts.append(f"retries {metrics.retries}")
+    if metrics.read_concurrency and metrics.source_throttled:  # reads slowed down
+        parts.append(f"reads {metrics.read_concurrency}×{metrics.read_batch_size}")
     if metrics.throttled:
-        parts.append(f"[bold red]throttled {metrics.throttled}[/]")
+        source = f" (source {metrics.source_throttled})" if metrics.source_throttled else ""
+        parts.append(f"[bold red]throttled {metrics.throttled}{source}[/]")
     if metrics.errors or metrics.rejected:
         parts.append(f"[red]errors {metrics.errors} rejected {metrics.rejected}[/]")
     if metrics.live:  # --live, after the copy: how far behind the source
@@ -44,7 +47,8 @@ def _stats_line(metrics: RunMetrics) -> str:
                      f"{metrics.live.get('events_per_s', 0):,.0f} events/s, "
                      f"lag {'?' if lag is None else f'{lag:,.0f}'} s")
     if metrics.request_units_by:  # known only when a side is Cosmos DB
-        parts.append(f"RU/s {metrics.request_units / max(metrics.elapsed, 1e-9):,.0f} "
+        budget = f" of {metrics.ru_budget:,.0f} budget" if metrics.ru_budget else ""
+        parts.append(f"RU/s {metrics.recent_request_units_per_second():,.0f}{budget} "
                      f"(total {metrics.request_units:,.0f})")
     return " · ".join(parts)
 

@@ -14,7 +14,9 @@ operation runs, the statistics command runs on the same (only) connection, the s
 released. Writers keep their parallelism (one slot per insert worker); each source cursor
 owns one slot for its lifetime and asks after every batch it fetched.
 
-Planning queries (counts, `$sample`) and checkpoint writes are not metered.
+Planning queries (counts, `$sample`) and checkpoint writes are not metered. With an RU
+budget (`--ru-per-second`, `monitoring.ru_budget`) every metered request first waits for
+the side's token bucket and is charged what it cost.
 A server without the command (MongoDB, FerretDB, Cosmos DB vCore) is noticed on the first
 try, logged once, and not asked again.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,6 +35,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from dataworks.config.uri import UriError, parse_connection_string
 from dataworks.core.clients import Endpoint, ReadOnlyCollection, connect
 from dataworks.monitoring.metrics import RunMetrics
+from dataworks.monitoring.ru_budget import RequestUnitBucket
 
 log = logging.getLogger("dataworks.ru")
 
@@ -96,9 +100,11 @@ def resolve_kind(kind: str, uri: str) -> Literal["cosmos", "mongodb"]:
 class RequestUnitMeter:
     """Adds charges to `metrics.request_units` and `metrics.request_units_by["side:cmd"]`."""
 
-    def __init__(self, metrics: RunMetrics, side: str) -> None:
+    def __init__(self, metrics: RunMetrics, side: str,
+                 bucket: RequestUnitBucket | None = None) -> None:
         self.metrics = metrics
         self.side = side
+        self.bucket = bucket  # the side's RU budget, charged with every charge read
         self.supported = True
         self.samples = 0
         self.failures = 0  # replies or commands that gave no charge
@@ -111,11 +117,18 @@ class RequestUnitMeter:
             log.debug("%s: unusable request statistics: %s", self.side, exc)
             return None
         self.samples += 1
+        if self.bucket is not None:
+            self.bucket.charge(stats.charge)
         self.metrics.request_units += stats.charge
         key = f"{self.side}:{stats.command}"
         self.metrics.request_units_by[key] = self.metrics.request_units_by.get(key, 0.0) \
             + stats.charge
         return stats
+
+    async def admit(self) -> None:
+        """Wait until the side's RU budget allows another request (no budget: at once)."""
+        if self.bucket is not None:
+            await self.bucket.admit()
 
     async def sample(self, database: Any) -> RequestStatistics | None:
         """Ask `database`'s (single) connection for the charge of what it just did."""
@@ -187,6 +200,7 @@ class MeteredTarget:
                 self._collection.name, codec_options=self._collection.codec_options,
                 write_concern=self._collection.write_concern,
             )
+            await self._meter.admit()
             try:
                 result = await collection.insert_many(documents, **kwargs)
             except PyMongoError:
@@ -234,6 +248,7 @@ class _MeteredCursor:
         database = self._client[self._source.database_name]
         # A live cursor asks the server again; the getMore that finds the end is billed too.
         talks = self._cursor.alive
+        await self._meter.admit()
         try:
             data = await self._cursor.__anext__()  # one find/getMore round trip
         except StopAsyncIteration:
@@ -260,8 +275,10 @@ class RequestUnitAccounting:
 
     def __init__(self, metrics: RunMetrics, *, source: Endpoint | None = None,
                  source_kind: str = "auto", target: Endpoint | None = None,
-                 target_kind: str = "auto") -> None:
+                 target_kind: str = "auto", ru_per_second: float | None = None) -> None:
         self.metrics = metrics
+        self.ru_per_second = ru_per_second
+        self.buckets: list[RequestUnitBucket] = []
         self.source = source if source and resolve_kind(source_kind, source.uri) == "cosmos" \
             else None
         self.target = target if target and resolve_kind(target_kind, target.uri) == "cosmos" \
@@ -276,7 +293,8 @@ class RequestUnitAccounting:
     def reads(self, source: ReadOnlyCollection, slots: int) -> Any:
         if self.source is None:
             return source
-        meter = self.meters["source"] = RequestUnitMeter(self.metrics, "source")
+        meter = self.meters["source"] = RequestUnitMeter(self.metrics, "source",
+                                                         self._bucket())
         pool = _Slots.connect(self.source, slots)
         self._slots.append(pool)
         log.info("source is Cosmos DB: counting request units per read batch")
@@ -285,11 +303,20 @@ class RequestUnitAccounting:
     def writes(self, collection: Any, slots: int) -> Any:
         if self.target is None:
             return collection
-        meter = self.meters["target"] = RequestUnitMeter(self.metrics, "target")
+        meter = self.meters["target"] = RequestUnitMeter(self.metrics, "target",
+                                                         self._bucket())
         pool = _Slots.connect(self.target, slots)
         self._slots.append(pool)
         log.info("target is Cosmos DB: counting request units per insert")
         return MeteredTarget(collection, pool, meter)
+
+    def _bucket(self) -> RequestUnitBucket:
+        """One budget per Cosmos side, shared by all its readers or writers (unlimited until
+        a budget is given, on the command line or by `dataworks throttle`)."""
+        bucket = RequestUnitBucket(self.ru_per_second or math.inf)
+        self.buckets.append(bucket)
+        self.metrics.ru_budget = self.ru_per_second
+        return bucket
 
     async def aclose(self) -> None:
         for pool in self._slots:

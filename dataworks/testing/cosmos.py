@@ -95,6 +95,7 @@ T = TypeVar("T")
 REPLICA_SET = "globaldb"
 TOO_MANY_REQUESTS = 16500
 EXCEEDED_TIME_LIMIT = 50
+CURSOR_NOT_FOUND = 43
 BAD_VALUE = 2
 UNAUTHORIZED = 13
 AUTHENTICATION_FAILED = 18
@@ -140,6 +141,7 @@ class CosmosCounters:
     charged_by_command: dict[str, float] = field(default_factory=dict)
     app_names: list[str] = field(default_factory=list)  # appName of each handshake
     failed_logins: int = 0
+    cursors_lost: int = 0  # getMores answered 43 CursorNotFound (`lose_cursors`)
 
     def snapshot(self) -> dict[str, Any]:
         return asdict(self)
@@ -193,6 +195,7 @@ class CosmosStandIn:
     _budget: RequestUnitBudget = field(default_factory=RequestUnitBudget)
     _connections: set[Any] = field(default_factory=set)
     _change_cursors: set[int] = field(default_factory=set)
+    _cursors_to_lose: int = 0
     _upstream_sessions: bool | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -284,6 +287,13 @@ class CosmosStandIn:
         self.server_side_retry = enabled
         if limit_s is not None:
             self.server_side_retry_limit_s = limit_s
+
+    def lose_cursors(self, getmores: int) -> None:
+        """The next `getmores` getMore requests find their cursor gone (43 CursorNotFound),
+        as Cosmos DB answers for a cursor that timed out; the server's cursor is closed."""
+        def set_it() -> None:
+            self._cursors_to_lose = getmores
+        self._in_loop(set_it)
 
     def reset_counters(self) -> CosmosCounters:
         def swap() -> CosmosCounters:
@@ -478,6 +488,16 @@ class CosmosStandIn:
             return self._answer(frame, {"cursor": {
                 "id": bson.Int64(body[name]), "ns": f"{body.get('$db')}.{body.get('collection')}",
                 "nextBatch": []}, "ok": 1.0})
+        if key == "getmore" and self._cursors_to_lose > 0 \
+                and body.get(name) not in self._change_cursors:
+            self._cursors_to_lose -= 1
+            self.counters.cursors_lost += 1
+            conn.last = (name, 0.0, 0.0)
+            kill = OpMsg.of({"killCursors": body.get("collection"),
+                             "cursors": [body.get(name)], "$db": body.get("$db")}).encode()
+            await self._forward(conn, frame, kill)  # the server's cursor goes too
+            return self._answer(frame, _error(
+                CURSOR_NOT_FOUND, f"cursor id {body.get(name)} not found", "CursorNotFound"))
         if key == "insert" and not self.server_side_retry:
             return await self._insert(conn, frame, msg, name)
         refusal = await self._admit(conn, name)

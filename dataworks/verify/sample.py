@@ -1,8 +1,9 @@
 """Sample verification: N random source documents looked up on the target by `_id`.
 
-Random documents come from `$sample` where the source has it (Cosmos DB, MongoDB). Without
-it (FerretDB) a reservoir sample is drawn over a scan of `_id`s only, then the documents are
-fetched by `_id`: uniform, at the price of reading every `_id` once.
+Random documents come from `$sample` where the source has it (Cosmos DB, MongoDB; retried
+with backoff when throttled). Without it (FerretDB) a reservoir sample is drawn over a scan
+of `_id`s only (memory: the sample size), then the documents are fetched by `_id`: uniform,
+at the price of reading every `_id` once.
 """
 
 from __future__ import annotations
@@ -107,10 +108,12 @@ async def sample_compare(
 ) -> SampleResult:
     policy = policy or RetryPolicy()
     result = SampleResult()
-    try:
-        documents = await _sample_with_stage(source, size, source_query, source_projection)
+    try:  # a throttled or timed-out $sample (16500, 50) is retried, never scanned around
+        documents = await with_retries(
+            lambda: _sample_with_stage(source, size, source_query, source_projection),
+            policy, what="sampling the source ($sample)")
         result.method = "$sample"
-    except OperationFailure as exc:
+    except OperationFailure as exc:  # not retryable: the server has no $sample
         ids = await _reservoir_ids(source, size, random.Random(seed), source_query)
         documents = await _fetch(source, ids, policy, source_projection)
         result.method = f"reservoir over an _id scan (no $sample on the source: code {exc.code})"

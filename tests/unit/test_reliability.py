@@ -38,7 +38,9 @@ COSMOS = ("Error=16500, RetryAfterMs=8, Details='Response status code does not i
     (NetworkTimeout("timed out"), ErrorKind.TRANSIENT),
     (NotPrimaryError("not primary"), ErrorKind.TRANSIENT),
     (ServerSelectionTimeoutError("no servers"), ErrorKind.TRANSIENT),
-    (ExecutionTimeout("exceeded time limit", code=50), ErrorKind.TRANSIENT),
+    (ExecutionTimeout("exceeded time limit", code=50), ErrorKind.THROTTLED),
+    (OperationFailure("Request timed out. Retries due to rate limiting: True.", code=50),
+     ErrorKind.THROTTLED),
     (CursorNotFound("cursor id 1 not found", code=43), ErrorKind.TRANSIENT),
     (OperationFailure("pool cleared", code=91), ErrorKind.TRANSIENT),
     (OperationFailure("x", code=1, details={"errorLabels": ["RetryableWriteError"]}),
@@ -206,3 +208,36 @@ def test_a_write_concern_error_resends_the_whole_batch_as_not_yet_proven():
     assert classify(only_concern).retryable
     # Without a write-concern error nothing changes.
     assert split_bulk_error(_bulk([], 2), 2).written == 2
+
+
+def test_read_pacer_shrinks_cursors_and_batch_when_throttled_and_grows_back_when_quiet():
+    from dataworks.core.throttle import ReadPacer
+    from dataworks.monitoring.metrics import RunMetrics
+
+    now = [0.0]
+    metrics = RunMetrics()
+    pacer = ReadPacer(4, 1000, recovery_s=5.0, metrics=metrics, min_batch=100,
+                      clock=lambda: now[0])
+    assert (metrics.read_concurrency, metrics.read_batch_size) == (4, 1000)
+
+    async def storm() -> None:
+        permits = [await pacer.limiter.acquire() for _ in range(4)]
+        for permit in permits:  # four answers to requests already in flight: one decrease
+            pacer.throttled(permit)
+            pacer.limiter.release()
+
+    asyncio.run(storm())
+    assert (metrics.read_concurrency, metrics.read_batch_size) == (2, 500)
+    assert metrics.throttled == metrics.source_throttled == 4
+    for _ in range(3):  # each new throttled request halves again, down to the floors
+        async def once() -> None:
+            async with pacer.permit() as permit:
+                pacer.throttled(permit)
+        asyncio.run(once())
+    assert (metrics.read_concurrency, metrics.read_batch_size) == (1, 100)
+    pacer.succeeded()  # not quiet long enough
+    assert metrics.read_batch_size == 100
+    for expected in ((2, 200), (3, 400), (4, 800), (4, 1000), (4, 1000)):
+        now[0] += 5.0
+        pacer.succeeded()
+        assert (metrics.read_concurrency, metrics.read_batch_size) == expected
