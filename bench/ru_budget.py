@@ -2,8 +2,10 @@
 
     .venv/bin/python -m bench.ru_budget [--docs 50000] [--provisioned 1000]
 
-Two fresh FerretDB servers; the source is loaded with volvo documents (`dataworks
-generate`, seed 42) and read through the Cosmos DB stand-in (`dataworks.testing.cosmos`)
+Two fresh mongo-java-server JVMs (1 GB heap each; FerretDB reads far below 1,000 RU/s of
+volvo documents on a busy 2-core machine, so the budget would never bind); the source is
+loaded with volvo documents (`dataworks generate`, seed 42) and read through the Cosmos DB
+stand-in (`dataworks.testing.cosmos`)
 provisioned at `--provisioned` RU/s (reads cost about 1 RU per KB returned). Three runs of
 `dataworks migrate --source-kind cosmos` (metering by getLastRequestStatistics):
 
@@ -30,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.migrate_scale import _load_volvo
-from bench.run import DB, SOURCE, Servers, clean_env, dataworks_argv
+from bench.run import DB, SOURCE, clean_env, dataworks_argv
 from dataworks.testing.cosmos import CosmosStandIn
+from dataworks.testing.mongojava import MongoJavaServer
 from tests.migration_helpers import raw_by_id
 
 WARM_UP_S = 10.0
@@ -115,19 +118,25 @@ def main(argv: list[str] | None = None) -> int:
     full, half = args.provisioned, args.provisioned / 2
     with tempfile.TemporaryDirectory(prefix="dw-ru-budget-") as tmp:
         work = Path(tmp)
-        with Servers(work / "servers") as servers:
-            _load_volvo(servers.source.uri, args.docs, work)
-            expected = raw_by_id(servers.source.uri, DB, SOURCE)
-            with CosmosStandIn.in_front_of(servers.source.uri, ru_per_s=full) as standin:
+        source = MongoJavaServer(work / "source", heap="1g").start()
+        target = MongoJavaServer(work / "target", heap="1g").start()
+        try:
+            _load_volvo(source.uri, args.docs, work)
+            expected = raw_by_id(source.uri, DB, SOURCE)
+            with CosmosStandIn.in_front_of(source.uri, ru_per_s=full) as standin:
                 rows = []
                 for name, budget, change in (("full", full, None), ("half", half, None),
                                              ("changed", half, (30.0, full))):
                     standin.reset_counters()
-                    row = migrate(standin.uri, servers.target.uri, work, name, budget, change)
+                    row = migrate(standin.uri, target.uri, work, name, budget, change)
                     row["standin_throttled"] = standin.counters.throttled
-                    row["exact"] = raw_by_id(servers.target.uri, DB, name) == expected
+                    row["standin_request_units"] = round(standin.counters.request_units, 1)
+                    row["exact"] = raw_by_id(target.uri, DB, name) == expected
                     rows.append(row)
                     print(json.dumps(row), flush=True)
+        finally:
+            source.stop()
+            target.stop()
     return 0 if all(r["exact"] for r in rows) else 1
 
 

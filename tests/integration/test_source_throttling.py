@@ -197,6 +197,7 @@ def test_ru_budget_caps_the_source_and_follows_dataworks_throttle(java_uri, uniq
             if changer is None and reading_from is not None and now >= reading_from + 4 \
                     and store.exists():
                 run_id = json.loads(store.read_text())["run_id"]
+                change_started = now  # the old budget holds at least until here
                 changer = subprocess.Popen(  # polling goes on while it starts up
                     [sys.executable, "-m", "dataworks", "throttle", run_id, "--ru-per-second",
                      "4000", "--checkpoint-store", f"file:{store}"], cwd=tmp_path, env=env,
@@ -215,7 +216,7 @@ def test_ru_budget_caps_the_source_and_follows_dataworks_throttle(java_uri, uniq
         (t0, ru0), (t1, ru1) = inside[0], inside[-1]
         return (ru1 - ru0) / (t1 - t0)
 
-    before = rate(reading_from + 1.0, changed_at)  # the first second's tokens left out
+    before = rate(reading_from + 1.0, change_started)  # the first second's tokens left out
     assert 0.5 * 400 <= before <= 1.15 * 400, before  # lower bound: a busy machine is slower
     # after the change: the rest was read far faster than 400 RU/s would have allowed
     at_change = next(ru for t, ru in series if t >= changed_at)
