@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.ru_budget [--docs 50000] [--provisioned 1000]
 
-Two fresh mongo-java-server JVMs (1 GB heap each; FerretDB reads far below 1,000 RU/s of
+Two fresh mongo-java-server JVMs (2 and 3 GB heap; FerretDB reads far below 1,000 RU/s of
 volvo documents on a busy 2-core machine, so the budget would never bind); the source is
 loaded with volvo documents (`dataworks generate`, seed 42) and read through the Cosmos DB
 stand-in (`dataworks.testing.cosmos`)
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.migrate_scale import _load_volvo
-from bench.run import DB, SOURCE, clean_env, dataworks_argv
+from bench.run import DB, SOURCE, clean_env, dataworks_argv, drop
 from dataworks.testing.cosmos import CosmosStandIn
 from dataworks.testing.mongojava import MongoJavaServer
 from tests.migration_helpers import raw_by_id
@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     full, half = args.provisioned, args.provisioned / 2
     with tempfile.TemporaryDirectory(prefix="dw-ru-budget-") as tmp:
         work = Path(tmp)
-        source = MongoJavaServer(work / "source", heap="1g").start()
-        target = MongoJavaServer(work / "target", heap="1g").start()
+        source = MongoJavaServer(work / "source", heap="2g").start()
+        target = MongoJavaServer(work / "target", heap="3g").start()
         try:
             _load_volvo(source.uri, args.docs, work)
             expected = raw_by_id(source.uri, DB, SOURCE)
@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                     row["standin_throttled"] = standin.counters.throttled
                     row["standin_request_units"] = round(standin.counters.request_units, 1)
                     row["exact"] = raw_by_id(target.uri, DB, name) == expected
+                    drop(target.uri, name)  # the in-memory target keeps one copy at a time
                     rows.append(row)
                     print(json.dumps(row), flush=True)
         finally:

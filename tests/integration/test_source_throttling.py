@@ -177,7 +177,9 @@ def test_ru_budget_caps_the_source_and_follows_dataworks_throttle(java_uri, uniq
     """--ru-per-second 400 on a metered source: the stand-in bills about 400 RU/s; then
     `dataworks throttle RUN_ID --ru-per-second 4000` while it runs lifts the rate within
     seconds. (Target: another database on the same fast server, so writes never bound it.)"""
-    load(java_uri, unique_db_name, "orders", [{"_id": i, "pad": KB} for i in range(8_000)])
+    # 12,000 RU: 30 s at 400 RU/s, so a slow start of `dataworks throttle` (seconds on a
+    # busy machine) still leaves plenty to read after the change
+    load(java_uri, unique_db_name, "orders", [{"_id": i, "pad": KB} for i in range(12_000)])
     store = tmp_path / "ckpt.json"
     with CosmosStandIn.in_front_of(java_uri) as standin:
         env = {**os.environ, **migrate_env(standin.portal_uri(), java_uri, unique_db_name,
