@@ -59,6 +59,12 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("forget a run (its documents stay on the target)",
          "dataworks checkpoints delete RUN_ID"),
     ],
+    "throttle": [
+        ("give a running migration 2,000 RU/s on each Cosmos DB side",
+         "dataworks throttle migrate_orders_1a2b3c4d5e6f --ru-per-second 2000"),
+        ("a run that keeps its checkpoints in a file",
+         "dataworks throttle RUN_ID --ru-per-second 500 --checkpoint-store file:ckpt.json"),
+    ],
     "config show": [
         ("every setting, its value and where it came from", "dataworks config show"),
         ("with another env file and profile",
