@@ -177,3 +177,15 @@ async def migrate_live(
     live = LiveOptions(cutover_after_idle=cutover_after_idle,
                        delete_check_interval=delete_check_interval)
     return await LiveMigration(base, live, metrics).run()
+
+
+async def request_cutover(settings: Settings, *, strategy: str | None = None,
+                          checkpoint_store: str = "target") -> str:
+    """`migrate --cutover`: ask the running live migration of this identity to finish once
+    caught up (through the checkpoint store). Returns its run id."""
+    from dataworks.migrations.live import request_cutover as ask
+
+    strategy_cls, strategy_ref = load_strategy(strategy)
+    return await ask(_migration_options(settings, strategy_cls=strategy_cls,
+                                        strategy_ref=strategy_ref,
+                                        checkpoint_store=checkpoint_store))

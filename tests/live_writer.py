@@ -5,6 +5,11 @@ the source for a while, at a steady rate, then exits (`python -m tests.live_writ
 
 Documents have integer `_id`s; it touches ids 0..(2 x the seeded count), so it updates and
 deletes copied documents and inserts new ones. Prints the number of operations done.
+
+Every document has the same fields in the same order (`n v pad tags updates`, as `seed`
+writes them): mongo-java-server's replace keeps the replaced document's field order for the
+fields both have and appends the others (MongoDB takes the new document's order), so a
+target that reached the same content by another path could otherwise differ in order only.
 """
 
 from __future__ import annotations
@@ -28,14 +33,14 @@ def main(argv: list[str]) -> int:
             i = rng.randrange(top)
             kind = rng.random()
             if kind < 0.3:
-                collection.replace_one({"_id": i}, {"n": i, "v": rng.random(), "kind": "ins"},
-                                       upsert=True)
+                collection.replace_one({"_id": i}, {"n": i, "v": rng.random(), "pad": "i",
+                                                    "tags": ["ins"], "updates": 0}, upsert=True)
             elif kind < 0.6:
                 collection.update_one({"_id": i}, {"$set": {"v": rng.random()},
                                                    "$inc": {"updates": 1}})
             elif kind < 0.8:
-                collection.replace_one({"_id": i}, {"n": i, "replaced": True,
-                                                    "tags": ["a", rng.random()]})
+                collection.replace_one({"_id": i}, {"n": i, "v": rng.random(), "pad": "r",
+                                                    "tags": ["a", rng.random()], "updates": 0})
             else:
                 collection.delete_one({"_id": i})
             done += 1

@@ -140,7 +140,9 @@ def migrate(
         "(no delete events): seconds between _id count checks that find deletes.",
         rich_help_panel=LIVE_PANEL)] = 60.0,
     cutover: Annotated[bool, typer.Option(
-        "--cutover", help="Ask a running --live migration to finish (not supported yet).",
+        "--cutover", help="Ask the running --live migration with these settings to finish: "
+        "once caught up it verifies and exits (0 when EQUAL). Stop the application's writes "
+        "first.",
         rich_help_panel=LIVE_PANEL)] = False,
     ru_per_second: Annotated[float | None, typer.Option(
         "--ru-per-second", min=1, help="Request units per second each Cosmos DB side may "
@@ -182,6 +184,12 @@ def migrate(
                          target_kind=target_kind.value, verify=verify.value,
                          sample_size=sample_size, create_indexes=create_indexes,
                          disable_indexes=disable_indexes))
+        return
+    if cutover:
+        run_id = asyncio.run(commands.request_cutover(settings, strategy=strategy,
+                                                      checkpoint_store=checkpoint_store))
+        output_console().print(f"asked live run {run_id} to cut over: it finishes once it has "
+                               "applied every change and verified the target")
         return
     if preview is not None or json_output or full:  # reads N docs, writes nothing
         from dataworks.cli.preview_view import show_preview
@@ -239,11 +247,8 @@ def refuse_live_combinations(*, live: bool, cutover: bool, database: bool,
                              cutover_after_idle: float | None, unacknowledged: bool,
                              preview: bool) -> None:
     """What live mode cannot do yet is refused before anything is read or written."""
-    if cutover:
-        raise UserError("not supported yet: --cutover (asking a running live migration to "
-                        "finish)", hint="stop the application's writes, then start the live run "
-                        "with --cutover-after-idle SECONDS, or press Ctrl-C and run it again "
-                        "with --cutover-after-idle")
+    if cutover and database:
+        raise UserError("not supported yet: --cutover for many collections (a database run)")
     if not live:
         if cutover_after_idle is not None:
             raise UserError("--cutover-after-idle needs --live")

@@ -74,6 +74,34 @@ def live_id(run_id: str) -> str:
     return f"{run_id}:live"
 
 
+def cutover_id(run_id: str) -> str:
+    """Where `migrate --cutover` leaves its request for the running live run."""
+    return f"{run_id}:cutover"
+
+
+CUTOVER_POLL_S = 1.0
+
+
+async def request_cutover(options: MigrationOptions) -> str:
+    """`migrate --cutover`: ask the live run of this identity (through its checkpoint store)
+    to finish once it has caught up: verify, and exit 0 when EQUAL. Returns the run id."""
+    client = connect(options.target)
+    try:
+        store = _store(options.checkpoint_store, client)
+        run_id = run_id_for(options.source, options.target, options.strategy_ref)
+        state = await store.load(live_id(run_id))
+        if state is None or state.get("finished"):
+            raise UserError(
+                f"no live migration to cut over: run {run_id} has "
+                + ("already cut over" if state else "no live checkpoint"),
+                hint="give --cutover the same source, target, strategy and --checkpoint-store "
+                "as the live run")
+        await store.save(cutover_id(run_id), {"run_id": run_id, "requested_at": time.time()})
+        return run_id
+    finally:
+        await client.close()
+
+
 class ResumePointLost(UserError):
     pass
 
@@ -225,6 +253,8 @@ class LiveMigration:
         except OperationFailure as exc:
             raise _resume_error(exc) from exc
         verdict: dict[str, Any] | None = None
+        request_key = key.removesuffix(":live") + ":cutover"
+        last_poll = 0.0
         async with stream:
             while not self.stop.is_set():
                 try:
@@ -251,8 +281,13 @@ class LiveMigration:
                     await self._check_deletes(source, target, store, key, state, full=False)
                     last_check = time.monotonic()
                 idle = live.cutover_after_idle
-                if not events and idle is not None and now - last_change >= idle:
+                requested = False
+                if not events and now - last_poll >= CUTOVER_POLL_S:  # caught up: asked to stop?
+                    last_poll = now
+                    requested = await store.load(request_key) is not None
+                if requested or (not events and idle is not None and now - last_change >= idle):
                     verdict = await self._cutover(source, target, store, key, state, transform)
+                    await store.delete(request_key)
                     break
         report.live = {
             "events_applied": applied, "events_applied_total": state["events_applied"],

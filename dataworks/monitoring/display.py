@@ -49,6 +49,11 @@ def eta_seconds(done: int, total: int | None, rate: float) -> float | None:
 def stats_cells(metrics: RunMetrics) -> list[Cell]:
     """Rates and warnings, most important first (rank decides what is dropped)."""
     cells = [Cell(f"{metrics.docs_per_second():,.0f} docs/s", 0)]
+    if metrics.live:  # --live, after the copy: events applied and how far behind the source
+        lag = metrics.live.get("lag_s")
+        cells.append(Cell(f"{metrics.live.get('events_applied', 0):,} events "
+                          f"{metrics.live.get('events_per_s', 0):,.0f}/s lag "
+                          f"{'?' if lag is None else f'{lag:,.0f}'} s", 0))
     if metrics.errors or metrics.rejected:
         cells.append(Cell(f"errors {metrics.errors} rejected {metrics.rejected}", 1, "red"))
     if metrics.throttled:

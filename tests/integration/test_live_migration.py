@@ -62,7 +62,8 @@ def live_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
 def seed(uri: str, db: str, count: int = DOCS) -> None:
     with MongoClient(uri) as client:
         client[db]["orders"].insert_many(
-            [{"_id": i, "n": i, "v": 0.5, "pad": "x" * 100} for i in range(count)])
+            [{"_id": i, "n": i, "v": 0.5, "pad": "x" * 100, "tags": [], "updates": 0}
+             for i in range(count)])  # the fields live_writer's documents have
 
 
 def start_writer(uri: str, db: str, seconds: float, rate: float, seed_: int = 7) -> Any:
@@ -224,6 +225,13 @@ def test_live_sigkill_during_copy_and_replay_resumes_exactly(live_pair, unique_d
         for process in (first, writer):
             if process is not None and process.poll() is None:
                 process.kill()
+    if code:  # show what differs, field order included
+        src = {bson.decode(r)["_id"]: r for r in raw_docs(source_uri, db)}
+        tgt = {bson.decode(r)["_id"]: r for r in raw_docs(target_uri, f"{db}_t")}
+        for k in sorted(set(src) | set(tgt)):
+            if src.get(k) != tgt.get(k):
+                print("differs:", k, src.get(k) and bson.decode(src[k]),
+                      tgt.get(k) and bson.decode(tgt[k]))
     assert code == 0, err[-3000:]
     assert "hash: EQUAL" in report_row(out, "verification")
     resumed_from = int(report_row(out, "resumed from event").split("│")[2].strip()
@@ -290,6 +298,34 @@ def test_live_refuses_what_it_cannot_do_yet(live_pair, unique_db_name, tmp_path)
     assert "not supported yet: --live for many collections" in database_form.stderr
     cutover = start_live(source_uri, target_uri, db, tmp_path, "--cutover")
     code, _, err = finish(cutover)
-    assert code == 2 and "not supported yet: --cutover" in err
+    assert code == 2 and "no live migration to cut over" in err
     with MongoClient(target_uri) as client:
         assert f"{db}_t" not in client.list_database_names()
+
+
+def test_live_cutover_asked_by_a_second_command(live_pair, unique_db_name, tmp_path):
+    source_uri, target_uri = live_pair
+    db = unique_db_name
+    seed(source_uri, db)
+    live = start_live(source_uri, target_uri, db, tmp_path)  # no --cutover-after-idle
+    try:
+        wait_for(lambda: live_run_started(target_uri, db), "the live run's starting point")
+        writer = start_writer(source_uri, db, seconds=5, rate=60, seed_=13)
+        assert writer.wait(timeout=120) == 0
+        wait_for(lambda: (checkpoint(target_uri, db, ":live") or {}).get("phase") == "replay",
+                 "the replay phase")
+        time.sleep(3)
+        assert live.poll() is None, "a live run without --cutover-after-idle keeps following"
+        ask = start_live(source_uri, target_uri, db, tmp_path, "--cutover")
+        code, out, err = finish(ask)
+        assert code == 0, err[-3000:]
+        assert "to cut over" in out
+        code, out, err = finish(live, timeout=120)
+    finally:
+        if live.poll() is None:
+            live.kill()
+    assert code == 0, err[-3000:]
+    assert "hash: EQUAL" in report_row(out, "verification")
+    assert "yes" in report_row(out, "cut over")
+    assert raw_docs(target_uri, f"{db}_t") == raw_docs(source_uri, db)
+    assert checkpoint(target_uri, db, ":cutover") is None  # the request was consumed
