@@ -18,8 +18,9 @@ class Kind(str, Enum):
 
 NEXT_STEPS = {
     "strategy": ("dataworks check {path}",
-                 "dataworks migrate --strategy {path} --preview 5",
-                 "dataworks migrate --strategy {path}"),
+                 "dataworks migrate --strategy {path} --preview 5   (with your --source-uri "
+                 "--source-db --source-collection, or MIG_SOURCE_* in .env_local)",
+                 "dataworks migrate --strategy {path}   (and the --target-* flags)"),
     "generator": ("dataworks check {path}",
                   "dataworks generate --source {path} --preview 3 --seed 1",
                   "dataworks generate --source {path} --total 10000 --seed 1"),

@@ -22,6 +22,7 @@ SEP = " · "
 BAR_MIN = 10
 BAR_MAX = 40
 ECHO_ROOM = 2
+LABEL_WHOLE = 40
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,8 @@ class ProgressView:
         essentials = [c for c in stats if c.rank <= 4]  # without MB/s and memory
         for candidate in (stats, [c for c in stats if c.rank != 6], essentials):
             cells = head + candidate
-            need = len(self.label[:20]) + 1 + BAR_MIN + 1 + _width(cells)
+            # One line only if the label (what is being copied) shows whole, up to 40 chars.
+            need = len(self.label[:LABEL_WHOLE]) + 1 + BAR_MIN + 1 + _width(cells)
             if need <= width:
                 return [self._bar_line(cells, width, done, total)]
         return None

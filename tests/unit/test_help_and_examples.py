@@ -158,3 +158,11 @@ def test_completion_completes_commands_and_flags():
     assert complete("dataworks gen", 1) == ["generate"]
     assert {"--target-uri", "--target-db", "--target-collection"} <= set(
         complete("dataworks generate --target-", 2))
+
+
+def test_the_label_shows_whole_or_the_display_takes_two_lines():
+    m = _metrics(written=12_345, bytes_written=10**7, concurrency=2)
+    label = "generate dwtest_3a62f272825f.orders"
+    for width in (98, 120, 200):
+        lines = [x.plain for x in ProgressView(m, label).lines(width)]
+        assert lines[0].startswith(label + " ") and "ETA" in lines[0], lines
