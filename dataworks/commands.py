@@ -43,6 +43,9 @@ async def migrate(
     create_indexes: bool = False,
     disable_indexes: bool = False,
     transform_workers: int | None = None,
+    repair: bool = False,
+    repair_from: Path | None = None,
+    delete_extra: bool = False,
 ) -> MigrationReport:
     """Copy the source collection to the target, resuming from a checkpoint if one exists.
 
@@ -55,8 +58,15 @@ async def migrate(
 
     `transform_workers` (default: settings.mig_transform_workers): processes that run a
     transforming strategy's `transform`; 0 runs it in this process.
+    `repair` (once the copy has finished): re-copy the `_id`s the last verification found
+    missing or changed (listed in runs/<run_id>/differences.json, or in `repair_from`, a
+    `dataworks verify --report` file), delete extra target documents only with
+    `delete_extra`, then verify again.
     """
     check_store_spec(checkpoint_store)  # unwritable: refused before any document is read
+    if delete_extra and not (repair or repair_from):
+        raise UserError("--delete-extra only works with --repair",
+                        hint="add --repair (documents are deleted only by a repair)")
     strategy_cls, strategy_ref = load_strategy(strategy)
     options = _migration_options(
         settings, strategy_cls=strategy_cls, strategy_ref=strategy_ref,
@@ -64,7 +74,8 @@ async def migrate(
         drop_target=drop_target, unacknowledged=unacknowledged, handle_signals=handle_signals,
         run_dir=run_dir, source_kind=source_kind, target_kind=target_kind, verify=verify,
         sample_size=sample_size, create_indexes=create_indexes, disable_indexes=disable_indexes,
-        transform_workers=transform_workers)
+        transform_workers=transform_workers,
+        repair=repair, repair_from=repair_from, delete_extra=delete_extra)
     return await MigrationEngine(options, metrics).run()
 
 
@@ -116,6 +127,9 @@ def _migration_options(
     create_indexes: bool = False,
     disable_indexes: bool = False,
     transform_workers: int | None = None,
+    repair: bool = False,
+    repair_from: Path | None = None,
+    delete_extra: bool = False,
 ) -> MigrationOptions:
     return MigrationOptions(
         source=source_endpoint(settings),
@@ -129,6 +143,9 @@ def _migration_options(
         checkpoint_interval=settings.checkpoint_interval,
         force_from_start=force_from_start,
         drop_target=drop_target,
+        repair=repair or repair_from is not None,
+        repair_from=repair_from,
+        delete_extra=delete_extra,
         unacknowledged=unacknowledged,
         retry=RetryPolicy(
             max_attempts=settings.retry_max_attempts, max_seconds=settings.retry_max_seconds

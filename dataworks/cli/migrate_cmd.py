@@ -8,6 +8,7 @@ import shlex
 import sys
 import time
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -148,6 +149,15 @@ def migrate(
         "--ru-per-second", min=1, help="Request units per second each Cosmos DB side may "
         "spend, all readers and writers together (MIG_RU_PER_SECOND); change it while the "
         "run goes with `dataworks throttle RUN_ID`.", rich_help_panel=PANEL)] = None,
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="After the copy: re-copy the _ids the last verification found "
+        "missing or changed, then verify again.", rich_help_panel=PANEL)] = False,
+    repair_from: Annotated[Path | None, typer.Option(
+        "--repair-from", help="Repair the _ids listed in this `dataworks verify --report` "
+        "file (implies --repair).", rich_help_panel=PANEL)] = None,
+    delete_extra: Annotated[bool, typer.Option(
+        "--delete-extra", help="With --repair: delete target documents the source does not "
+        "hold.", rich_help_panel=PANEL)] = False,
     *,
     endpoints: dict[str, str],
     source_dbs: list[str],
@@ -175,6 +185,9 @@ def migrate(
     if selection is not None:
         if preview is not None or json_output or full:
             raise UserError("--preview shows one collection", hint="add --source-collection")
+        if repair or repair_from or delete_extra:
+            raise UserError("--repair works on one collection at a time",
+                            hint="add --source-collection (and the target's)")
         run_database(settings, selection, common=common, strategy=strategy,
                      strategy_map=strategy_map, parallel_collections=parallel_collections,
                      report_file=report_file, metrics_file=metrics_file, options=dict(
@@ -221,6 +234,9 @@ def migrate(
                 sample_size=sample_size,
                 create_indexes=create_indexes,
                 disable_indexes=disable_indexes,
+                repair=repair,
+                repair_from=repair_from,
+                delete_extra=delete_extra,
             )
             collector.attach_report(report.to_dict())
             return report
@@ -235,11 +251,13 @@ def migrate(
     if report_file:
         write_report(report_file, report.to_dict())
     if report.verified_equal is False:
+        mode = report.verification.get("mode", verify.value) if report.verification else ""
+        listed = f"the differing _ids are in {report.differences_file}; " \
+            if report.differences_file else ""
         raise RunFailed(
-            f"verification ({(report.verification or {}).get('mode', verify.value)}) found "
-            "differences between source and target",
-            hint="see the table above; run `dataworks verify --mode hash --report FILE` for "
-            "every _id",
+            f"verification ({mode}) found differences between source and target",
+            hint=f"{listed}add --repair to re-copy them (--delete-extra also deletes extra "
+            "documents); the same command without it verifies again",
         )
 
 
@@ -339,6 +357,14 @@ def render_report(report: MigrationReport, metrics: RunMetrics | None = None) ->
         rows[at:at] = [*phases, ("total duration", f"{total:,.1f} s")]
     if report.dead_letter_file:
         rows.append(("dead letters", report.dead_letter_file))
+    if report.repair is not None:
+        r = report.repair
+        rows.append(("repair", f"{r['recopied']:,} re-copied of {r['listed']:,} listed, "
+                               f"{r['deleted']:,} extra deleted, {r['kept_extra']:,} kept, "
+                               f"{r['not_on_source']:,} not on the source, "
+                               f"{r['failed']:,} refused"))
+    if report.differences_file:
+        rows.append(("differences", report.differences_file))
     if report.verification is not None:
         rows.append(("verification", _verification_line(report.verification)))
     if report.live is not None:

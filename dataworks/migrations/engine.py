@@ -48,12 +48,28 @@ from dataworks.core.suggest import missing_collection
 from dataworks.core.throttle import AdaptiveLimiter, ReadPacer
 from dataworks.errors import CheckpointError, DataWorksError, Interrupted, UserError
 from dataworks.migrations.batches import Batch
-from dataworks.migrations.finishing import FinishingOptions, after_load, before_load
+from dataworks.migrations.finishing import (
+    FinishingOptions,
+    before_load,
+    finish_indexes,
+    verify_load,
+)
 from dataworks.migrations.identity import config_hash, run_id_for, strategy_code_hash
 from dataworks.migrations.legacy import LegacyReader
 from dataworks.migrations.partitioning import ALL, NATURAL, Partition, PartitionPlanner
+from dataworks.migrations.phases import (
+    COPY,
+    DONE,
+    INDEXES,
+    VERIFY,
+    differences_path,
+    phase_of,
+    record_differences,
+)
 from dataworks.migrations.reader import PartitionReader
+from dataworks.migrations.repair import repair_run
 from dataworks.migrations.report import MigrationReport
+from dataworks.migrations.source_watch import change_warning, count_source, snapshot
 from dataworks.migrations.strategy import BaseMigrationStrategy, StrategyContext
 from dataworks.migrations.transform_pool import TransformPool
 from dataworks.migrations.watermarks import PartitionState, Watermarks
@@ -81,6 +97,9 @@ class MigrationOptions:
     checkpoint_interval: int = 50_000
     force_from_start: bool = False
     drop_target: bool = False
+    repair: bool = False  # re-copy the _ids the last verification found missing or changed
+    repair_from: Path | None = None  # a `verify --report` file instead of the run's own list
+    delete_extra: bool = False  # with repair: delete target documents the source lacks
     unacknowledged: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     throttle_recovery_s: float = 5.0
@@ -180,9 +199,11 @@ class MigrationEngine:
         state = await store.load(run_id)
         digest = config_hash(query, projection)
         code_hash = strategy_code_hash(opts.strategy_cls)
+        phase = COPY
         if state is not None:
             _check_compatible(state, digest)
-            if state.get("finished"):
+            phase = phase_of(state)
+            if phase == DONE and not opts.repair:
                 report.status = "nothing to do"
                 report.source_count = state.get("source_count")
                 report.resumed_from = int(state.get("done_count", 0))
@@ -191,23 +212,74 @@ class MigrationEngine:
                 )
                 return report
             watermarks = Watermarks.from_state(state["partitions"])
-            event(log, "run_resumed", f"resuming run {run_id} from {store.description}",
-                  run_id=run_id, done=watermarks.done_count())
-            _warn_if_strategy_edited(state, code_hash, watermarks.done_count(), report)
-        else:
-            await strategy.on_start()
+            event(log, "run_resumed", f"resuming run {run_id} ({phase} phase) from "
+                  f"{store.description}", run_id=run_id, done=watermarks.done_count(),
+                  phase=phase)
+            if phase == COPY:
+                _warn_if_strategy_edited(state, code_hash, watermarks.done_count(), report)
+        elif opts.repair:
+            raise UserError("--repair needs a migration whose copy has finished; there is no "
+                            f"checkpoint of this one ({store.description})",
+                            hint="run the same command without --repair first")
+        if phase == COPY and opts.repair:
+            raise UserError("--repair needs a migration whose copy has finished; this one is "
+                            "still copying", hint="run the same command without --repair to "
+                            "resume the copy first")
+        # Every run, resumed or not: what on_start prepares (lookup tables) the transform
+        # needs whichever run reads the rest of the source.
+        await strategy.on_start()
+        if state is None:
             # Planning only reads: a network blip or a throttled sample is retried, not fatal.
             watermarks = await with_retries(lambda: self._plan(strategy, source, query),
                                             opts.retry, what="planning the source's partitions",
                                             on_retry=self._source_retry)
         report.partitions = len(watermarks.states)
-        await before_load(source, target, store, opts.finishing, report)
+        base_state = {
+            "format": CHECKPOINT_FORMAT,
+            "run_id": run_id,
+            "config_hash": digest,
+            "source": opts.source.display(),
+            "target": opts.target.display(),
+            "strategy": opts.strategy_ref,
+            "strategy_code": code_hash,
+            "source_count": (state or {}).get("source_count"),
+            "source_at_start": (state or {}).get("source_at_start"),
+        }
+        if phase == COPY:
+            await self._copy(source, target, strategy, store, run_id, report, watermarks,
+                             query, projection, base_state)
+            phase = INDEXES
+        else:
+            report.source_count = base_state["source_count"]
+            report.resumed_from = watermarks.done_count()
+            report.warnings.append(
+                f"the copy finished in an earlier run; this run continued with its {phase} "
+                "phase"
+            )
+        report.target_count = await with_retries(lambda: fast_count(target), opts.retry,
+                                                 what="counting the target")
+        await self._finish(source, target, strategy, store, run_id, report, watermarks,
+                           query, projection, base_state, phase)
+        await strategy.on_finish(report)
+        event(log, "run_finished", report.closing_line(), run_id=run_id,
+              **{k: v for k, v in report.to_dict().items() if isinstance(v, int | float)})
+        return report
 
-        count = await with_retries(
-            lambda: source.count_documents(query) if query else source.fast_count(),
-            opts.retry, what="counting the source", on_retry=self._source_retry,
-        )
-        report.source_count = count
+    async def _copy(self, source: ReadOnlyCollection, target: Any,
+                    strategy: BaseMigrationStrategy, store: CheckpointStore, run_id: str,
+                    report: MigrationReport, watermarks: Watermarks, query: dict[str, Any],
+                    projection: dict[str, Any] | None, base_state: dict[str, Any]) -> None:
+        """The `copy` phase: every source document through the pipeline, to the last
+        acknowledged batch; the checkpoint then moves on to `indexes`."""
+        opts = self.options
+        count = await count_source(source, query, opts.retry, on_retry=self._source_retry)
+        report.source_count = base_state["source_count"] = count
+        seekable = all(s.partition.group not in (NATURAL, LEGACY_GROUP)
+                       for s in watermarks.states.values())
+        if base_state.get("source_at_start") is None:  # kept from the run that started it
+            base_state["source_at_start"] = await snapshot(source, query, opts.retry,
+                                                           count=count, seekable=seekable)
+        await before_load(source, target, store, opts.finishing, report)
         self.metrics.total = count
         self.metrics.resumed_from = watermarks.done_count()
         report.resumed_from = self.metrics.resumed_from
@@ -221,16 +293,6 @@ class MigrationEngine:
                 "prove delivery; a verification pass runs at the end"
             )
         dead_letter = DeadLetterFile(opts.run_dir / run_id / "dead_letter.jsonl")
-        base_state = {
-            "format": CHECKPOINT_FORMAT,
-            "run_id": run_id,
-            "config_hash": digest,
-            "source": opts.source.display(),
-            "target": opts.target.display(),
-            "strategy": opts.strategy_ref,
-            "strategy_code": code_hash,
-            "source_count": count,
-        }
         event(log, "run_started", f"migrating {opts.source.display()} -> {opts.target.display()}",
               run_id=run_id, partitions=len(watermarks.states), strategy=opts.strategy_ref)
 
@@ -252,9 +314,9 @@ class MigrationEngine:
             except BaseException as exc:  # noqa: BLE001 - re-raised after the final save
                 error = _unwrap(exc)
             interrupted = self.stop.is_set() and not watermarks.all_finished()
-            finished = error is None and watermarks.all_finished()
-            await self._save(store, run_id, base_state, watermarks, finished=finished,
-                             final=True)
+            copied = error is None and watermarks.all_finished()
+            await self._save(store, run_id, base_state, watermarks,
+                             phase=INDEXES if copied else COPY, final=True)
 
         self._fill_report(report, dead_letter)
         if error is not None:
@@ -267,17 +329,42 @@ class MigrationEngine:
                 f"({store.description})",
                 hint="run the same command again to resume",
             )
-        report.target_count = await with_retries(lambda: fast_count(target), opts.retry,
-                                                 what="counting the target")
-        await after_load(
-            source, target, store, self._finishing(), report, strategy,
-            [s.partition for s in watermarks.states.values()
-             if s.partition.group != LEGACY_GROUP], query, projection, opts.retry,
-        )
-        await strategy.on_finish(report)
-        event(log, "run_finished", report.closing_line(), run_id=run_id,
-              **{k: v for k, v in report.to_dict().items() if isinstance(v, int | float)})
-        return report
+        at_end = await snapshot(source, query, opts.retry, seekable=seekable)
+        moved = change_warning(base_state["source_at_start"], at_end)
+        if moved:
+            log.warning(moved)
+            report.warnings.append(moved)
+
+    async def _finish(self, source: ReadOnlyCollection, target: Any,
+                      strategy: BaseMigrationStrategy, store: CheckpointStore, run_id: str,
+                      report: MigrationReport, watermarks: Watermarks, query: dict[str, Any],
+                      projection: dict[str, Any] | None, base_state: dict[str, Any],
+                      phase: str) -> None:
+        """The `indexes` and `verify` phases (and a repair before verifying), each recorded
+        in the checkpoint once done; `done` only after an EQUAL verification (or none)."""
+        opts = self.options
+        finishing = self._finishing()
+        if phase == INDEXES:
+            await finish_indexes(source, target, store, finishing, report, opts.retry)
+            await self._save(store, run_id, base_state, watermarks, phase=VERIFY)
+        partitions = [s.partition for s in watermarks.states.values()
+                      if s.partition.group != LEGACY_GROUP]
+        differences = differences_path(opts.run_dir, run_id)
+        mode = None
+        if opts.repair:
+            mode = "hash" if finishing.verify_mode in ("count", "none") else None
+            report.repair = await repair_run(
+                source, target, strategy, finishing, report, partitions, query, projection,
+                opts.retry, listed=opts.repair_from or differences,
+                given=opts.repair_from is not None, delete_extra=opts.delete_extra,
+            )
+        result = await verify_load(source, target, finishing, report, strategy, partitions,
+                                   query, projection, opts.retry, mode=mode)
+        record_differences(differences, result)
+        if result is not None and not result.equal:
+            report.differences_file = str(differences)
+        await self._save(store, run_id, base_state, watermarks,
+                         phase=DONE if result is None or result.equal else VERIFY)
 
     async def _plan(self, strategy: BaseMigrationStrategy, source: ReadOnlyCollection,
                     query: dict[str, Any]) -> Watermarks:
@@ -430,12 +517,13 @@ class MigrationEngine:
         return TargetCheckpointStore(target_client)
 
     async def _save(self, store: CheckpointStore, run_id: str, base: dict[str, Any],
-                    watermarks: Watermarks, *, finished: bool = False, final: bool = False) -> None:
+                    watermarks: Watermarks, *, phase: str = COPY, final: bool = False) -> None:
         state = {
             **base,
             "partitions": watermarks.to_state(),
             "done_count": watermarks.done_count(),
-            "finished": finished,
+            "phase": phase,
+            "finished": phase == DONE,  # read by earlier versions and `checkpoints list`
             "updated_at": time.time(),
         }
         try:  # a dropped connection must not end an hours-long run at a checkpoint

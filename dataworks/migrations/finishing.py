@@ -2,7 +2,8 @@
 after it, and proving the result by verification.
 
 Kept out of the engine so the pipeline stays about moving documents; the engine calls
-`before_load` once the checkpoint is known and `after_load` once every batch is acknowledged.
+`before_load` before the copy, then `finish_indexes` and `verify_load` as the run's
+`indexes` and `verify` phases (phases.py), saving the phase after each.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataworks.migrations.report import MigrationReport
 from dataworks.migrations.strategy import BaseMigrationStrategy
 from dataworks.monitoring.logs import event
 from dataworks.monitoring.metrics import run_phase
-from dataworks.verify import verify
+from dataworks.verify import VerifyReport, verify
 
 log = logging.getLogger("dataworks.migrate")
 VERIFY_MODES = ("count", "hash", "sample", "none")
@@ -53,12 +54,11 @@ async def before_load(source: ReadOnlyCollection, target: Any, store: Checkpoint
                       "skipped": [{"name": s.name, "reason": s.reason} for s in deferred.skipped]}
 
 
-async def after_load(source: ReadOnlyCollection, target: Any, store: CheckpointStore,
-                     options: FinishingOptions, report: MigrationReport,
-                     strategy: BaseMigrationStrategy, partitions: list[Any],
-                     query: dict[str, Any], projection: dict[str, Any] | None,
-                     policy: RetryPolicy) -> None:
-    """Build deferred indexes, copy the source's indexes, then verify."""
+async def finish_indexes(source: ReadOnlyCollection, target: Any, store: CheckpointStore,
+                         options: FinishingOptions, report: MigrationReport,
+                         policy: RetryPolicy) -> None:
+    """The `indexes` phase: build the deferred indexes (the record in `store` says which are
+    still to build, so an interrupted build continues), then copy the source's indexes."""
     if options.settle_writes:
         await wait_for_writes_to_land(target)
     if options.disable_indexes:
@@ -71,10 +71,19 @@ async def after_load(source: ReadOnlyCollection, target: Any, store: CheckpointS
             copied = await copy_indexes(source, target, policy=policy)
         report.indexes = {**(report.indexes or {}), "copied": copied.to_dict()}
         _note_index_problems(report, copied.to_dict())
-    if options.verify_mode == "none":
-        return
+
+
+async def verify_load(source: ReadOnlyCollection, target: Any, options: FinishingOptions,
+                      report: MigrationReport, strategy: BaseMigrationStrategy,
+                      partitions: list[Any], query: dict[str, Any],
+                      projection: dict[str, Any] | None, policy: RetryPolicy,
+                      mode: str | None = None) -> VerifyReport | None:
+    """The `verify` phase: compare the target with the source (through the strategy's
+    transform). None when verification is off."""
+    mode = mode or options.verify_mode
+    if mode == "none":
+        return None
     transform = strategy.transform if strategy.transforms() else None
-    mode = options.verify_mode
     if transform is not None and mode == "count":
         # Counts differ by design when a transform drops or splits documents: check that
         # a sample of source documents, transformed, is on the target instead.
@@ -99,6 +108,7 @@ async def after_load(source: ReadOnlyCollection, target: Any, store: CheckpointS
     event(log, "verified", f"verify --mode {mode}: "
           f"{'EQUAL' if result.equal else 'DIFFERENT'}", mode=mode,
           equal=result.equal)
+    return result
 
 
 async def wait_for_writes_to_land(target: Any, *, quiet_s: float = 1.0,

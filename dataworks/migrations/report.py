@@ -40,6 +40,8 @@ class MigrationReport:
     partitions: int = 0
     checkpoint_store: str = ""
     dead_letter_file: str | None = None
+    differences_file: str | None = None  # the `_id`s a DIFFERENT verification found
+    repair: dict[str, int] | None = None  # what --repair did (repair.RepairOutcome)
     warnings: list[str] = field(default_factory=list)
     verification: dict[str, Any] | None = None
     indexes: dict[str, Any] | None = None

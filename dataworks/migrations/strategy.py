@@ -2,12 +2,12 @@
 
 Order of calls in one run (see CUSTOM_STRATEGIES_GUIDE.md):
 
-    on_start()                      once, before anything is read
+    on_start()                      once per run (fresh or resumed), before anything is read
     partitions(planner)             once on a fresh run; the plan is saved with the checkpoint
     build_query() / projection()    once; what every partition cursor reads
     get_resume_point()              once, only when no checkpoint exists (legacy resume)
     transform(doc)                  per document, only if the strategy overrides it
-    on_finish(summary)              once, after the last batch is acknowledged
+    on_finish(summary)              once, after the run's copy, indexes and verification
 
 A strategy that does not override `transform` gets the raw-BSON fast path: documents are
 never decoded on their way from the source cursor to the target.
@@ -68,7 +68,8 @@ class BaseMigrationStrategy:
         self.context = context
 
     async def on_start(self) -> None:
-        """Called once before reading; check preconditions or prepare lookups here."""
+        """Called at the start of every run, resumed ones too, before reading; check
+        preconditions or load lookups here."""
 
     async def partitions(self, planner: PartitionPlanner) -> list[Partition] | None:
         """How to split the source. None lets the engine split by `_id` ranges."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bson import json_util
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -250,3 +251,84 @@ def test_resume_refuses_a_source_changed_under_a_natural_order_read(source_uri, 
         client[unique_db_name]["orders"].delete_one({"_id": first["_id"]})
     assert assert_identical((source_uri, src_db, "orders"),
                             (target_uri, unique_db_name, "orders")) == 7_999
+
+
+WORKERS, BATCH = 4, 250  # what start_migrate sets: the in-flight bound is WORKERS x BATCH x 2
+
+
+def summary_number(out: str, label: str) -> int:
+    """A number from the summary table printed at the end of a run."""
+    match = re.search(rf"{label}\s*│\s*([\d,]+)", out)
+    assert match, f"no '{label}' in the summary:\n{out}"
+    return int(match.group(1).replace(",", ""))
+
+
+def reading_strategy(reading: str, tmp_path: Path) -> str | None:
+    if reading == "natural":
+        return None
+    (tmp_path / "ranges.py").write_text(RANGES_STRATEGY)
+    return f"{tmp_path / 'ranges.py'}:Ranges"
+
+
+@pytest.mark.parametrize(("store_kind", "reading"), [
+    ("file", "natural"), ("target", "natural"), ("file", "id_ranges"), ("target", "id_ranges"),
+])
+def test_a_resumed_run_sends_only_what_is_left(store_kind, reading, resume_source, source_uri,
+                                               target_uri, unique_db_name, tmp_path):
+    """SIGKILL at about half; the next run must start from the checkpoint, not from zero:
+    it sends at most the remaining documents plus what may have been in flight."""
+    store = f"file:{tmp_path / 'ckpt.json'}" if store_kind == "file" else "target"
+    strategy = reading_strategy(reading, tmp_path)
+    proc = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
+                         tmp_path, strategy)
+    assert wait_then_kill(
+        proc, lambda: checkpointed(store, target_uri, unique_db_name) >= DOCS // 2
+    ), "the run ended before the kill"
+
+    final = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
+                          tmp_path, strategy)
+    out, err = final.communicate(timeout=600)
+    assert final.returncode == 0, err
+    resumed = summary_number(out, "resumed from")
+    sent = summary_number(out, "written") + summary_number(out, "already present")
+    assert resumed >= DOCS // 2
+    assert sent <= DOCS - resumed + WORKERS * BATCH * 2, (sent, resumed)
+    assert assert_identical((source_uri, resume_source, "orders"),
+                            (target_uri, unique_db_name, "orders")) == DOCS
+
+
+LOOKUP_STRATEGY = """
+from dataworks import BaseMigrationStrategy
+
+class Regions(BaseMigrationStrategy):
+    regions = {}  # what a run that skipped on_start would transform with
+
+    async def on_start(self):
+        self.regions = {i: f"region-{i}" for i in range(10)}
+
+    def transform(self, doc):
+        doc["region"] = self.regions.get(doc["n"] % 10)
+        return doc
+"""
+
+
+def test_on_start_runs_again_on_a_resumed_run(resume_source, source_uri, target_uri,
+                                              unique_db_name, tmp_path):
+    """The lookup `on_start` loads must be there for the documents a resumed run copies."""
+    (tmp_path / "regions.py").write_text(LOOKUP_STRATEGY)
+    strategy = f"{tmp_path / 'regions.py'}:Regions"
+    store = f"file:{tmp_path / 'ckpt.json'}"
+    proc = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
+                         tmp_path, strategy)
+    assert wait_then_kill(
+        proc, lambda: checkpointed(store, target_uri, unique_db_name) >= DOCS // 4
+    ), "the run ended before the kill"
+    final = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
+                          tmp_path, strategy)
+    out, err = final.communicate(timeout=600)
+    assert final.returncode == 0, err
+    assert summary_number(out, "resumed from") > 0
+    with MongoClient(target_uri) as client:
+        orders = client[unique_db_name]["orders"]
+        assert orders.count_documents({}) == DOCS
+        assert orders.count_documents({"region": None}) == 0
