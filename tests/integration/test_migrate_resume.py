@@ -61,12 +61,13 @@ def reading_strategy(reading: str, test_server, tmp_path: Path) -> str | None:
 
 
 def start_migrate(source_uri, target_uri, src_db, dst_db, store, cwd: Path,
-                  strategy: str | None = None) -> subprocess.Popen:
+                  strategy: str | None = None, **more_env: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "FRAMEWORK_CHECKPOINT_INTERVAL": "500",
         "MIG_BATCH_SIZE": "250",
         "FRAMEWORK_MAX_INSERT_WORKERS": "4",
+        **more_env,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "dataworks", "migrate", "--profile", "dev",
@@ -314,17 +315,20 @@ class Regions(BaseMigrationStrategy):
 
 def test_on_start_runs_again_on_a_resumed_run(resume_source, source_uri, target_uri,
                                               unique_db_name, tmp_path):
-    """The lookup `on_start` loads must be there for the documents a resumed run copies."""
+    """The lookup `on_start` loads must be there for the documents a resumed run copies.
+    Transformed in the migration process: transform worker processes run their own
+    `on_start` anyway."""
     (tmp_path / "regions.py").write_text(LOOKUP_STRATEGY)
     strategy = f"{tmp_path / 'regions.py'}:Regions"
     store = f"file:{tmp_path / 'ckpt.json'}"
+    in_process = {"MIG_TRANSFORM_WORKERS": "0"}
     proc = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
-                         tmp_path, strategy)
+                         tmp_path, strategy, **in_process)
     assert wait_then_kill(
         proc, lambda: checkpointed(store, target_uri, unique_db_name) >= DOCS // 4
     ), "the run ended before the kill"
     final = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
-                          tmp_path, strategy)
+                          tmp_path, strategy, **in_process)
     out, err = final.communicate(timeout=600)
     assert final.returncode == 0, err
     assert summary_number(out, "resumed from") > 0
