@@ -283,7 +283,8 @@ def test_a_resumed_run_sends_only_what_is_left(store_kind, reading, resume_sourc
     proc = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
                          tmp_path, strategy)
     assert wait_then_kill(
-        proc, lambda: checkpointed(store, target_uri, unique_db_name) >= DOCS // 2
+        proc, lambda: checkpointed(store, target_uri, unique_db_name) >= DOCS // 2,
+        timeout=900,  # range reads scan on FerretDB: slow on a busy machine
     ), "the run ended before the kill"
 
     final = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
