@@ -42,7 +42,7 @@ from dataworks.errors import Interrupted, UserError
 from dataworks.migrations import collection_options as copts
 from dataworks.migrations.database_report import CollectionOutcome, DatabaseReport
 from dataworks.migrations.engine import MigrationEngine, MigrationOptions
-from dataworks.migrations.finishing import after_load
+from dataworks.migrations.finishing import finish_indexes, verify_load
 from dataworks.migrations.identity import run_id_for
 from dataworks.migrations.loading import load_strategy
 from dataworks.migrations.namespaces import (
@@ -393,8 +393,9 @@ def _recorded(earlier: dict[str, Any] | None) -> bool:
 
 async def _finish_now(opts: MigrationOptions, engine: MigrationEngine, source_client: Any,
                       target_client: Any, report: MigrationReport) -> None:
-    """The engine marks a collection finished once its data is in, before indexes and
-    verification: a run killed in between finds it finished. Do those steps now."""
+    """The engine records a collection finished only after its indexes and verification
+    (phases.py), but a database run killed after that and before it recorded the outcome
+    has no verification to show: do those steps again now."""
     source = ReadOnlyCollection(source_client[opts.source.db][opts.source.collection])
     target = target_client[opts.target.db][opts.target.collection]
     strategy = opts.strategy_cls(StrategyContext(
@@ -403,8 +404,10 @@ async def _finish_now(opts: MigrationOptions, engine: MigrationEngine, source_cl
     query, projection = strategy.build_query() or {}, strategy.projection()
     report.status = "completed"
     report.target_count = await fast_count(target)
-    await after_load(source, target, engine._checkpoint_store(target_client), engine._finishing(),
-                     report, strategy, [], query, projection, opts.retry)
+    store, finishing = engine._checkpoint_store(target_client), engine._finishing()
+    await finish_indexes(source, target, store, finishing, report, opts.retry)
+    await verify_load(source, target, finishing, report, strategy, [], query, projection,
+                      opts.retry)
 
 
 def _stored(outcome: CollectionOutcome) -> dict[str, Any]:

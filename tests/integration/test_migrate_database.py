@@ -328,12 +328,14 @@ def _run_doc(target_uri: str) -> dict[str, Any] | None:
 
 
 def _progress(target_uri: str, dst: str) -> tuple[int, int]:
-    """(collections finished per the run document, collections part-way per checkpoints)."""
+    """(collections finished per the run document, collections part-way through their copy
+    per checkpoints)."""
     doc = _run_doc(target_uri)
     finished = sum(c.get("status") == "completed" for c in (doc or {}).get("collections", []))
     with MongoClient(target_uri) as client:
+        # Part-way through the copy (not in its indexes or verify phase: phases.py).
         partial = client["dataworks_meta"]["checkpoints"].count_documents(
-            {"target": {"$regex": f" {dst}\\."}, "finished": False, "done_count": {"$gt": 0}})
+            {"target": {"$regex": f" {dst}\\."}, "phase": "copy", "done_count": {"$gt": 0}})
     return finished, partial
 
 
