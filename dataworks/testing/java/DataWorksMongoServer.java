@@ -8,6 +8,8 @@
  * SIGTERM. What it changes on top of the library, and why:
  *  - reports MongoDB 4.4 / wire version 9: PyMongo >= 4.14 refuses the library's newest (wire 8);
  *  - answers an explicit `hello` like `isMaster` (the library knows only the latter);
+ *  - `listCollections` applies its `filter` (the library ignores it) and gives each collection's
+ *    `info.uuid`, as MongoDB does (DataWorks tells a collection seen through a proxy by it);
  *  - change streams (with --oplog): the aggregate reply carries `operationTime` (PyMongo needs
  *    it to open a stream without a start time), and an update event's `documentKey` is
  *    `{_id: ...}` (the library puts the update document there);
@@ -26,6 +28,7 @@ import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
 import de.bwaldvogel.mongo.backend.Cursor;
+import de.bwaldvogel.mongo.backend.DefaultQueryMatcher;
 import de.bwaldvogel.mongo.backend.aggregation.Aggregation;
 import de.bwaldvogel.mongo.backend.aggregation.stage.AggregationStage;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
@@ -100,8 +103,8 @@ public final class DataWorksMongoServer {
     }
 
     /** The command fixes both backends share. */
-    static Document handle(MongoBackendCall call, Channel channel, String db, String command,
-                           Document query) {
+    static Document handle(MongoBackend backend, MongoBackendCall call, Channel channel,
+                           String db, String command, Document query) {
         if (command.equalsIgnoreCase("hello")) {
             Document reply = call.handle(channel, db, "isMaster", query);
             reply.put("isWritablePrimary", Boolean.TRUE);
@@ -109,12 +112,35 @@ public final class DataWorksMongoServer {
         }
         STREAM_START.remove();
         Document reply = call.handle(channel, db, command, query);
+        if (command.equalsIgnoreCase("listCollections")) {
+            fixListCollections(backend, db, query, reply);
+        }
         BsonTimestamp start = STREAM_START.get();
         if (start != null && command.equalsIgnoreCase("aggregate")) {
             reply.put("operationTime", start);
             STREAM_START.remove();
         }
         return reply;
+    }
+
+    @SuppressWarnings("unchecked")
+    static void fixListCollections(MongoBackend backend, String db, Document query, Document reply) {
+        if (!(reply.get("cursor") instanceof Document cursor)
+            || !(cursor.get("firstBatch") instanceof List<?> batch)) {
+            return;
+        }
+        List<Document> infos = (List<Document>) batch;
+        if (query.get("filter") instanceof Document filter && !filter.isEmpty()) {
+            DefaultQueryMatcher matcher = new DefaultQueryMatcher();
+            infos.removeIf(info -> !matcher.matches(info, filter));
+        }
+        for (Document info : infos) {
+            MongoCollection<?> collection = backend.resolveDatabase(db)
+                .resolveCollection((String) info.get("name"), false);
+            if (collection != null && info.get("info") instanceof Document details) {
+                details.put("uuid", collection.getUuid());
+            }
+        }
     }
 
     interface MongoBackendCall {
@@ -131,7 +157,7 @@ public final class DataWorksMongoServer {
     static final class Memory extends MemoryBackend {
         @Override
         public Document handleCommand(Channel channel, String db, String command, Document query) {
-            return handle(super::handleCommand, channel, db, command, query);
+            return handle(this, super::handleCommand, channel, db, command, query);
         }
 
         @Override
@@ -147,7 +173,7 @@ public final class DataWorksMongoServer {
 
         @Override
         public Document handleCommand(Channel channel, String db, String command, Document query) {
-            return handle(super::handleCommand, channel, db, command, query);
+            return handle(this, super::handleCommand, channel, db, command, query);
         }
 
         @Override
