@@ -399,7 +399,12 @@ def _verification_line(result: dict[str, object]) -> str:
 
     verdict = "[green]EQUAL[/]" if result["equal"] else "[bold red]DIFFERENT[/]"
     if result["mode"] == "count":
-        return f"count: {verdict} (source {number('source_count')}, target {number('target_count')})"
+        cost = (f"; {result['request_units']:,.1f} RU"
+                if isinstance(result.get("request_units"), float) else "")
+        parts = (f", {result['partitions']} partitions"
+                 if isinstance(result.get("partitions"), int) and result["partitions"] > 1 else "")
+        return (f"count: {verdict} (source {number('source_count')}, target "
+                f"{number('target_count')}{parts}{cost})")
     return (f"{result['mode']}: {verdict} ({number('compared')} compared; missing "
             f"{number('missing_count')}, extra {number('extra_count')}, "
             f"changed {number('changed_count')})")

@@ -76,7 +76,7 @@ from dataworks.migrations.watermarks import PartitionState, Watermarks
 from dataworks.migrations.writer import BatchWriter
 from dataworks.monitoring.logs import event
 from dataworks.monitoring.metrics import RunMetrics
-from dataworks.monitoring.ru import RequestUnitAccounting
+from dataworks.monitoring.ru import MeteredCounter, RequestUnitAccounting, resolve_kind
 from dataworks.monitoring.ru_budget import BudgetControl, control_key
 
 log = logging.getLogger("dataworks.migrate")
@@ -358,8 +358,18 @@ class MigrationEngine:
                 opts.retry, listed=opts.repair_from or differences,
                 given=opts.repair_from is not None, delete_extra=opts.delete_extra,
             )
-        result = await verify_load(source, target, finishing, report, strategy, partitions,
-                                   query, projection, opts.retry, mode=mode)
+        # Count verification on a Cosmos DB source: per partition, each count's RU read back.
+        counter = (MeteredCounter(opts.source, self.metrics)
+                   if resolve_kind(opts.source_kind, opts.source.uri) == "cosmos" else None)
+        try:
+            result = await verify_load(source, target, finishing, report, strategy,
+                                       partitions, query, projection, opts.retry, mode=mode,
+                                       count_meter=counter)
+        finally:
+            if counter is not None:
+                await counter.aclose()
+                report.request_units = self.metrics.request_units  # verification included
+                report.request_units_by = dict(self.metrics.request_units_by)
         record_differences(differences, result)
         if result is not None and not result.equal:
             report.differences_file = str(differences)

@@ -23,6 +23,7 @@ from dataworks.migrations.strategy import BaseMigrationStrategy
 from dataworks.monitoring.logs import event
 from dataworks.monitoring.metrics import run_phase
 from dataworks.verify import VerifyReport, verify
+from dataworks.verify.counting import CountMeter
 
 log = logging.getLogger("dataworks.migrate")
 VERIFY_MODES = ("count", "hash", "sample", "none")
@@ -77,7 +78,8 @@ async def verify_load(source: ReadOnlyCollection, target: Any, options: Finishin
                       report: MigrationReport, strategy: BaseMigrationStrategy,
                       partitions: list[Any], query: dict[str, Any],
                       projection: dict[str, Any] | None, policy: RetryPolicy,
-                      mode: str | None = None) -> VerifyReport | None:
+                      mode: str | None = None,
+                      count_meter: CountMeter | None = None) -> VerifyReport | None:
     """The `verify` phase: compare the target with the source (through the strategy's
     transform). None when verification is off."""
     mode = mode or options.verify_mode
@@ -103,6 +105,7 @@ async def verify_load(source: ReadOnlyCollection, target: Any, options: Finishin
             policy=policy,
             source_query=query or None,
             source_projection=projection,
+            count_meter=count_meter,
         )
     report.verification = result.to_dict(limit=100)
     event(log, "verified", f"verify --mode {mode}: "

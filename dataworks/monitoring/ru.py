@@ -328,3 +328,30 @@ class RequestUnitAccounting:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class MeteredCounter:
+    """Counts on a dedicated single-connection client and reads each count's charge on that
+    same connection (count verification on a Cosmos DB source, `verify.counting`)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.client = connect(endpoint, maxPoolSize=1, minPoolSize=0)
+        # its own totals: verification is reported apart from the copy's request units
+        self.meter = RequestUnitMeter(RunMetrics(), "source")
+
+    async def __call__(self, query: dict[str, Any]) -> tuple[int, float | None]:
+        from dataworks.verify.counting import COUNT_LIMIT_MS
+
+        database = self.client[self.endpoint.db]
+        source = ReadOnlyCollection(database[self.endpoint.collection])
+        try:
+            count = await source.count_documents(query, maxTimeMS=COUNT_LIMIT_MS)
+        except PyMongoError:
+            await self.meter.sample(database)  # a throttled count is charged too (0 RU)
+            raise
+        stats = await self.meter.sample(database)
+        return count, None if stats is None else stats.charge
+
+    async def aclose(self) -> None:
+        await self.client.close()

@@ -39,6 +39,7 @@ class VerifyReport:
     method: str = ""  # how partitions or the sample were found
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    request_units: float | None = None  # what the source's counts cost (Cosmos DB, metered)
 
     @property
     def equal(self) -> bool:
@@ -85,6 +86,7 @@ class VerifyReport:
             "method": self.method,
             "seconds": round(self.seconds, 3),
             "notes": list(self.notes),
+            "request_units": self.request_units,
         }
 
     def write_json(self, path: str | Path) -> None:

@@ -12,6 +12,12 @@ from pymongo.asynchronous.collection import AsyncCollection
 from dataworks.core.clients import ReadOnlyCollection
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.errors import UserError
+from dataworks.verify.counting import (
+    COUNT_LIMIT_MS,
+    CountMeter,
+    count_by_partition,
+    partition_filters,
+)
 from dataworks.verify.hashcompare import MAX_LISTED_IDS, Transform, hash_compare
 from dataworks.verify.hashcompare import Differences
 from dataworks.verify.partitions import VerifyPartition, plan_partitions, uncovered_id_groups
@@ -49,6 +55,7 @@ async def verify(
     source_query: Mapping[str, Any] | None = None,
     source_projection: Mapping[str, Any] | None = None,
     max_listed: int = MAX_LISTED_IDS,
+    count_meter: CountMeter | None = None,
 ) -> VerifyReport:
     """Compare `source` (read only) with `target`.
 
@@ -64,6 +71,8 @@ async def verify(
     together cover the collection exactly once.
     `max_listed`: hash mode lists at most this many differences by `_id`; the rest are
     counted (`report.unlisted`), so a half-copied target does not fill memory.
+    `count_meter`: count mode runs each source count through it (Cosmos DB: a dedicated
+    connection that also reads the count's charge into `report.request_units`).
     """
     try:
         mode = VerifyMode(mode)
@@ -75,12 +84,18 @@ async def verify(
     report = VerifyReport(mode, source.full_name, target.full_name)
     if mode is VerifyMode.COUNT:
         policy = policy or RetryPolicy()
-        report.source_count, report.target_count = await asyncio.gather(
-            with_retries(lambda: source.count_documents(dict(source_query or {})), policy,
-                         what="counting the source"),
+        filters = partition_filters(partitions if isinstance(partitions, Sequence) else [],
+                                    source_query)
+        counted, report.target_count = await asyncio.gather(
+            count_by_partition(source, filters, policy, meter=count_meter),
             with_retries(lambda: target.count_documents({}), policy, what="counting the target"),
         )
-        report.method = "count_documents"
+        report.source_count = counted.total
+        report.request_units = counted.request_units
+        report.partitions = counted.counts
+        report.method = (f"count_documents per partition ({counted.counts}, each under "
+                         f"{COUNT_LIMIT_MS // 1000} s)" if counted.counts > 1
+                         else "count_documents")
         if transform is not None:
             report.notes.append(
                 "count mode compares raw counts; a transform that drops or splits documents "

@@ -229,3 +229,25 @@ def test_ru_budget_caps_the_source_and_follows_dataworks_throttle(java_uri, uniq
     assert last_bill - changed_at < 0.5 * left / 400, (before, left, last_bill - changed_at)
     assert raw_by_id(java_uri, unique_db_name + "_t", "orders") == \
         raw_by_id(java_uri, unique_db_name, "orders")
+
+
+# -- count verification on a Cosmos DB source --------------------------------------------------
+
+
+def test_count_verification_on_cosmos_counts_each_partition_and_reports_its_ru(
+        java_uri, target_uri, unique_db_name, tmp_path):
+    """--verify count on a metered Cosmos source: one count per `_id` range, each bounded by
+    maxTimeMS, each charged on its own connection; the RU appear in the verification."""
+    load(java_uri, unique_db_name, "orders", [{"_id": i, "pad": KB} for i in range(3_000)])
+    with CosmosStandIn.in_front_of(java_uri) as standin:
+        result, report = run_migrate(standin.portal_uri(), target_uri, unique_db_name,
+                                     unique_db_name, tmp_path, "--source-kind", "cosmos",
+                                     "--parallel-cursors", "3", "--verify", "count")
+        counters = standin.counters
+    assert result.returncode == 0, result.stderr[-3000:]
+    verification = report["verification"]
+    assert verification["equal"] and verification["source_count"] == 3_000
+    assert verification["partitions"] >= 2, verification
+    assert verification["request_units"] and verification["request_units"] > 0
+    assert counters.charged_by_command.get("aggregate", 0) >= verification["request_units"]
+    assert "RU)" in result.stdout and "partitions" in result.stdout

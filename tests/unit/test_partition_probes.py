@@ -28,3 +28,14 @@ def test_numbers_and_dates_are_interpolated_and_other_types_keep_their_ends():
     assert interpolate(start, start + timedelta(days=2), 2)[1] == start + timedelta(days=1)
     assert interpolate("a", "z", 8) == ["a", "z"]
     assert _boundaries(interpolate(0, 100, 4), 4) == [25, 50, 75]
+
+
+def test_count_filters_follow_the_migration_partitions():
+    from dataworks.migrations.partitioning import NATURAL, Partition
+    from dataworks.verify.counting import partition_filters
+
+    parts = [Partition(0, "number", None, 10), Partition(1, "number", 10, None)]
+    assert partition_filters(parts, None) == [{"_id": {"$type": "number", "$lt": 10}},
+                                              {"_id": {"$type": "number", "$gte": 10}}]
+    assert partition_filters([Partition(0, NATURAL)], {"x": 1}) == [{"x": 1}]
+    assert partition_filters([], None) == [{}]
