@@ -11,12 +11,16 @@ provisioned at `--provisioned` RU/s (reads cost about 1 RU per KB returned). Thr
 
 1. `--ru-per-second` = the provisioned rate;
 2. half of it;
-3. half of it, changed to the full rate with `dataworks throttle RUN_ID` after 30 s.
+3. half of it, changed to the full rate with `dataworks throttle RUN_ID` after 30 s;
+4. (`adaptive`) no `--ru-per-second`: only the stand-in's 16500 answers and the adaptive
+   read limiter hold the rate.
+
+`--runs full,half,changed,adaptive` picks some of them.
 
 For each: byte-exact check of the target, throttling answers met, and the RU/s spent once
-warmed up (from the metrics file's cumulative request units, first 10 s and the tail left
-out); for run 3, how long after the `throttle` command the rate rose above 75% of the new
-budget.
+warmed up (what the stand-in billed, polled every 0.25 s; the first 10 s of reading and the last 2 s
+left out); for run 3, how long after the `throttle` command returned the account's rate rose
+above 75% of the new budget.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,73 +43,67 @@ from tests.migration_helpers import raw_by_id
 WARM_UP_S = 10.0
 
 
-def migrate(source: str, target: str, work: Path, name: str, budget: float,
-            change: tuple[float, float] | None = None) -> dict[str, Any]:
+def migrate(source: str, target: str, work: Path, name: str, budget: float | None,
+            standin: CosmosStandIn, change: tuple[float, float] | None = None) -> dict[str, Any]:
+    """One run; the account's side of it (what the stand-in billed) polled every 0.25 s."""
     store = work / f"{name}.ckpt.json"
     metrics_file = work / f"{name}.metrics.json"
-    argv = [*dataworks_argv(), "migrate", "--quiet", "--source-kind", "cosmos",
-            "--ru-per-second", str(budget), "--verify", "none", "--batch-size", "200",
+    limit = [] if budget is None else ["--ru-per-second", str(budget)]
+    argv = [*dataworks_argv(), "migrate", "--quiet", "--source-kind", "cosmos", *limit,
+            "--verify", "none", "--batch-size", "200",
             "--checkpoint-store", f"file:{store}", "--metrics-file", str(metrics_file),
             "--source-uri", source, "--source-db", DB, "--source-collection", SOURCE,
             "--target-uri", target, "--target-db", DB, "--target-collection", name]
     started = time.monotonic()
-    changed_at: list[float] = []
     proc = subprocess.Popen(argv, cwd=work, env=clean_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    if change is not None:
-        after_s, new_budget = change
-
-        def later() -> None:
-            time.sleep(after_s)
+    series: list[tuple[float, float]] = []
+    changer: subprocess.Popen[str] | None = None
+    launched = written = None
+    while proc.poll() is None:
+        now = time.monotonic() - started
+        series.append((now, standin.counters.request_units))
+        if change is not None and changer is None and now >= change[0] and store.exists():
             run_id = json.loads(store.read_text())["run_id"]
-            subprocess.run([*dataworks_argv(), "throttle", run_id, "--ru-per-second",
-                            str(new_budget), "--checkpoint-store", f"file:{store}"],
-                           cwd=work, env=clean_env(), check=True, capture_output=True)
-            changed_at.append(time.monotonic() - started)
-
-        threading.Thread(target=later, daemon=True).start()
-    out, err = proc.communicate(timeout=3600)
+            launched = now
+            changer = subprocess.Popen(
+                [*dataworks_argv(), "throttle", run_id, "--ru-per-second", str(change[1]),
+                 "--checkpoint-store", f"file:{store}"], cwd=work, env=clean_env(),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if changer is not None and written is None and changer.poll() is not None:
+            written = now
+        time.sleep(0.25)
+    out, err = proc.communicate(timeout=60)
     if proc.returncode != 0:
         raise RuntimeError(f"migrate {name} failed ({proc.returncode}): {err[-2000:]}")
-    data = json.loads(metrics_file.read_text())
-    samples = [s for s in data["samples"] if s.get("kind") == "sample"]
-    report = data["summary"]["report"]
+    report = json.loads(metrics_file.read_text())["summary"]["report"]
     result = {"name": name, "budget": budget, "seconds": report["duration_s"],
               "throttled": report["throttled"], "source_throttled": report["source_throttled"],
               "request_units": report["request_units"], "read": report["read"]}
-    result["warm_ru_per_s"] = _rate(samples, WARM_UP_S, None)
-    if changed_at:
-        at = changed_at[0]
-        result["changed_at_s"] = round(at, 1)
-        result["before_change_ru_per_s"] = _rate(samples, WARM_UP_S, at)
-        result["after_change_ru_per_s"] = _rate(samples, at + 10, None)
-        result["took_effect_after_s"] = _took_effect(samples, at, 0.75 * change[1])
+    reading = next(t for t, ru in series if ru > 500)  # start-up over, reading
+    end = max(t for t, ru in series if ru < series[-1][1])  # the last bill
+    result["warm_ru_per_s"] = _rate(series, reading + WARM_UP_S, end - 2)
+    if launched is not None and written is not None:
+        result["throttle_command_s"] = [round(launched, 1), round(written, 1)]
+        result["before_change_ru_per_s"] = _rate(series, reading + WARM_UP_S, launched)
+        result["after_change_ru_per_s"] = _rate(series, written + 5, end - 2)
+        result["took_effect_after_s"] = _took_effect(series, written, 0.75 * change[1])
     return result
 
 
-def _rate(samples: list[dict[str, Any]], start: float, end: float | None) -> float | None:
-    """RU/s between the first sample at or after `start` and the last one before `end`
-    (the run's last sample left out: the tail of a run has less to read)."""
-    inside = [s for s in samples[:-1] if s["elapsed_s"] >= start
-              and (end is None or s["elapsed_s"] <= end)]
-    if len(inside) < 2:
+def _rate(series: list[tuple[float, float]], start: float, end: float) -> float | None:
+    inside = [(t, ru) for t, ru in series if start <= t <= end]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
         return None
-    first, last = inside[0], inside[-1]
-    span = last["elapsed_s"] - first["elapsed_s"]
-    return round((last["request_units"] - first["request_units"]) / span, 1) if span else None
+    (t0, ru0), (t1, ru1) = inside[0], inside[-1]
+    return round((ru1 - ru0) / (t1 - t0), 1)
 
 
-def _took_effect(samples: list[dict[str, Any]], at: float, above: float) -> float | None:
-    """Seconds from the change until a 5-second window first spent more than `above`."""
-    for i, s in enumerate(samples):
-        if s["elapsed_s"] < at:
-            continue
-        window = [p for p in samples[i:] if p["elapsed_s"] <= s["elapsed_s"] + 5]
-        if len(window) >= 2:
-            span = window[-1]["elapsed_s"] - window[0]["elapsed_s"]
-            if span > 0 and (window[-1]["request_units"] - window[0]["request_units"]) / span \
-                    > above:
-                return round(window[0]["elapsed_s"] - at, 1)
+def _took_effect(series: list[tuple[float, float]], at: float, above: float) -> float | None:
+    """Seconds from `at` until a 2-second window first billed more than `above` RU/s."""
+    for t, _ in series:
+        if t >= at and (rate := _rate(series, t, t + 2.0)) is not None and rate > above:
+            return round(t - at, 1)
     return None
 
 
@@ -114,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=50_000)
     parser.add_argument("--provisioned", type=float, default=1000.0)
+    parser.add_argument("--runs", default="full,half,changed,adaptive")
     args = parser.parse_args(argv)
+    wanted = set(args.runs.split(","))
     full, half = args.provisioned, args.provisioned / 2
     with tempfile.TemporaryDirectory(prefix="dw-ru-budget-") as tmp:
         work = Path(tmp)
@@ -126,9 +125,12 @@ def main(argv: list[str] | None = None) -> int:
             with CosmosStandIn.in_front_of(source.uri, ru_per_s=full) as standin:
                 rows = []
                 for name, budget, change in (("full", full, None), ("half", half, None),
-                                             ("changed", half, (30.0, full))):
+                                             ("changed", half, (30.0, full)),
+                                             ("adaptive", None, None)):
+                    if name not in wanted:
+                        continue
                     standin.reset_counters()
-                    row = migrate(standin.uri, target.uri, work, name, budget, change)
+                    row = migrate(standin.uri, target.uri, work, name, budget, standin, change)
                     row["standin_throttled"] = standin.counters.throttled
                     row["standin_request_units"] = round(standin.counters.request_units, 1)
                     row["exact"] = raw_by_id(target.uri, DB, name) == expected

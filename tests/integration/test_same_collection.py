@@ -87,3 +87,30 @@ def test_a_different_collection_on_the_same_server_still_migrates(source_uri, lo
     assert result.returncode == 0, result.stderr
     assert raw_by_id(source_uri, DB + "_copy", COLL) == loaded_source
     assert raw_by_id(source_uri, DB, COLL) == loaded_source
+
+
+def test_two_accounts_with_the_same_namespace_never_share_a_run(source_uri, target_uri,
+                                                                unique_db_name, tmp_path):
+    """Two Cosmos DB stand-ins (two "accounts") holding the same database and collection
+    names, each reached by the portal's string (`...&appName=@acct@`): two run identities,
+    so the second run copies instead of saying "nothing to do" from the first's checkpoint.
+    (The host part was read from after the last "@", empty for both, before the parser.)"""
+    from dataworks.testing.cosmos import CosmosStandIn
+
+    load(source_uri, DB, COLL, mixed_documents(300, seed=4))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIG_", "GEN_"))}
+    run_ids = []
+    with CosmosStandIn.in_front_of(source_uri) as staging, \
+            CosmosStandIn.in_front_of(source_uri) as production:
+        for account, standin in (("staging", staging), ("production", production)):
+            result = subprocess.run(
+                [sys.executable, "-m", "dataworks", "migrate", "--source-uri",
+                 standin.portal_uri(account), "--source-db", DB, "--source-collection", COLL,
+                 "--target-uri", target_uri, "--target-db", unique_db_name,
+                 "--target-collection", COLL, "--checkpoint-store", "file:state"],
+                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+                check=False)
+            assert result.returncode == 0, result.stderr
+            assert "nothing to do" not in result.stdout, account
+            run_ids += [line for line in result.stdout.split() if line.startswith("migrate_")]
+    assert len(set(run_ids)) == 2, run_ids
