@@ -334,11 +334,11 @@ class MeteredCounter:
     """Counts on a dedicated single-connection client and reads each count's charge on that
     same connection (count verification on a Cosmos DB source, `verify.counting`)."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, metrics: RunMetrics) -> None:
         self.endpoint = endpoint
         self.client = connect(endpoint, maxPoolSize=1, minPoolSize=0)
-        # its own totals: verification is reported apart from the copy's request units
-        self.meter = RequestUnitMeter(RunMetrics(), "source")
+        # the run's totals include what verifying cost ("source:aggregate": a count)
+        self.meter = RequestUnitMeter(metrics, "source")
 
     async def __call__(self, query: dict[str, Any]) -> tuple[int, float | None]:
         from dataworks.verify.counting import COUNT_LIMIT_MS
