@@ -256,10 +256,11 @@ class MigrationEngine:
                 f"the copy finished in an earlier run; this run continued with its {phase} "
                 "phase"
             )
-        report.target_count = await with_retries(lambda: fast_count(target), opts.retry,
-                                                 what="counting the target")
         await self._finish(source, target, strategy, store, run_id, report, watermarks,
                            query, projection, base_state, phase)
+        # Counted after the finishing phases: a repair may have added or deleted documents.
+        report.target_count = await with_retries(lambda: fast_count(target), opts.retry,
+                                                 what="counting the target")
         await strategy.on_finish(report)
         event(log, "run_finished", report.closing_line(), run_id=run_id,
               **{k: v for k, v in report.to_dict().items() if isinstance(v, int | float)})

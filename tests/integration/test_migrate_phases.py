@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -94,6 +95,7 @@ def test_a_difference_fails_every_rerun_until_repaired(source_uri, target_uri, u
     cleaned = dataworks(*migrate, "--repair", "--delete-extra", cwd=tmp_path)
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
     assert "hash: EQUAL" in cleaned.stdout and "1 extra deleted" in cleaned.stdout
+    assert re.search(r"target count\s*│\s*3,000\s", cleaned.stdout), cleaned.stdout
     assert not listed.exists()
     assert assert_identical((source_uri, src, "orders"),
                             (target_uri, unique_db_name, "orders")) == 3_000
