@@ -13,7 +13,11 @@ source, and the ceiling's concurrency sweep on the target); then, in this order,
 4. the source's own read speed: one raw scan in natural order (what migrate reads from a
    server that cannot seek `_id` ranges, and what mongodump reads), in this process;
 5. `dataworks migrate --verify none` with the default strategy (raw BSON pass-through) and
-   with the volvo strategy, then the default strategy with the default `--verify count`;
+   with the volvo strategy (default transform workers, then `--transform-workers 0`), then
+   the default strategy with the default `--verify count`;
+   the bare copy (raw batches -> `insert_many`, best of 1/2/4 streams) on the same pair, and
+   the transform stage alone (recorded volvo batches through 1 and 2 worker processes):
+   `bench/client_limit.py`, ratios printed under the table;
 6. `mongodump --archive | mongorestore --archive` from the source to the target (FerretDB
    only: mongodump dumps nothing from mongo-java-server).
 Every command except the scans runs as a subprocess; wall time, CPU (wait4, with worker processes) and peak
@@ -234,7 +238,9 @@ def run_size(n: int, args: argparse.Namespace, tools: dict[str, str] | None,
                           "--target-db", DB, "--drop-target", "--quiet"]
         runs = [("default strategy", "orders_dw", ["--verify", "none"]),
                 ("volvo strategy", "orders_dw_volvo",
-                 ["--strategy", VOLVO_STRATEGY, "--verify", "none"])]
+                 ["--strategy", VOLVO_STRATEGY, "--verify", "none"]),
+                (IN_PROCESS_VOLVO, "orders_dw_volvo0",
+                 ["--strategy", VOLVO_STRATEGY, "--transform-workers", "0", "--verify", "none"])]
         if not args.skip_verify_row:
             runs.append(("default strategy + default --verify count", "orders_dw_verified", []))
         for label, coll, extra in runs:
@@ -251,6 +257,8 @@ def run_size(n: int, args: argparse.Namespace, tools: dict[str, str] | None,
                                logs / f"{n}-migrate-{coll}.out")})
             rows[-1]["ok"] = rows[-1]["ok"] and copied == n
             drop(dst, coll)
+
+        rows += client_limit_rows(n, args, servers, src, dst, logs, env, say)
 
         if tools is not None:
             for workers in args.mongorestore_workers:
@@ -281,6 +289,57 @@ def run_size(n: int, args: argparse.Namespace, tools: dict[str, str] | None,
             rows_profile = profile_migrate(n, dw, migrate_common, work, logs, env, dst)
             rows.append({"name": "profile", "kind": "profile", **rows_profile})
     add_ratios(rows)
+    return rows
+
+
+IN_PROCESS_VOLVO = "volvo strategy, --transform-workers 0"
+STAGE_MAX_DOCS = 200_000  # the transform stage holds its batches in memory
+
+
+def client_limit_rows(n: int, args: argparse.Namespace, servers: Servers, src: str, dst: str,
+                      logs: Path, env: dict[str, str], say: Any) -> list[dict[str, Any]]:
+    """The bare copy on the same pair, and the transform stage alone (bench/client_limit.py)."""
+    rows = []
+    say("bare copy: find_raw_batches -> insert_many RawBSONDocuments, 1/2/4 streams")
+    m, servers_cpu = step(servers, lambda: run_measured(
+        [[sys.executable, "-m", "bench.client_limit", "bare-copy", "--source", src, "--target",
+          dst, "--db", DB, "--collection", SOURCE, "--target-collection", "orders_bare",
+          "--batch-size", str(args.batch_size)]],
+        cwd=ROOT, log_dir=logs, name=f"{n}-bare-copy", env=env))
+    if m.ok:
+        best = json.loads((logs / f"{n}-bare-copy.out").read_text().strip().splitlines()[-1])
+        share = 1 / len(best["runs"])  # the servers' CPU over the three copies, per copy
+        rows.append(row(
+            f"bare copy: raw batches -> insert_many, best of 1/2/4 streams ({best['streams']})",
+            n, best["bytes"], best["seconds"], best["cpu_seconds"], m.peak_rss_bytes,
+            load=m.load_before, servers_cpu=(servers_cpu[0] * share, servers_cpu[1] * share),
+            ok=best["target_count"] == n, kind="bare-copy", streams=best["streams"],
+            by_streams={r["streams"]: round(r["docs_per_s"], 1) for r in best["runs"]},
+            note="client CPU: the best copy only; peak RSS over the three"))
+    else:
+        rows.append(measured_row("bare copy", n, 0, m, servers_cpu) | {"kind": "bare-copy"})
+
+    stage_n = min(n, STAGE_MAX_DOCS)
+    say(f"transform stage alone: {stage_n:,} recorded volvo documents, in-process, 1 and 2 "
+        "workers")
+    m = run_measured([[sys.executable, "-m", "bench.client_limit", "transform-stage",
+                       "--total", str(stage_n), "--seed", str(args.seed),
+                       "--batch-size", str(args.batch_size)]],
+                     cwd=ROOT, log_dir=logs, name=f"{n}-transform-stage", env=env)
+    if not m.ok:
+        rows.append(measured_row("transform stage alone", stage_n, 0, m, None)
+                    | {"kind": "transform-stage"})
+        return rows
+    stage = json.loads((logs / f"{n}-transform-stage.out").read_text().strip().splitlines()[-1])
+    for r in stage["runs"]:
+        label = "in-process" if r["workers"] == 0 else \
+            f"{r['workers']} worker process{'es' if r['workers'] > 1 else ''}"
+        rows.append(row(
+            f"transform stage alone (volvo), {label}", stage_n, stage["bytes"], r["seconds"],
+            r.get("main_cpu_seconds", r["seconds"]), None, load=m.load_before,
+            kind="transform-stage", workers=r["workers"],
+            note="client CPU: the main process only (workers not included); nothing read or "
+            "written; workers started before the clock"))
     return rows
 
 
@@ -355,6 +414,7 @@ def _short(frame: str) -> str:
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
+    _add_client_limit_ratios(rows)
     ceiling = next((r for r in rows if r.get("kind") == "ceiling"), None)
     read = next((r for r in rows if r.get("kind") == "read-natural" and r["ok"]), None)
     tools = [r for r in rows if r.get("kind") == "mongotools" and r["ok"]]
@@ -370,6 +430,36 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
             r["cpu_vs_mongotools"] = round(
                 r["client_cpu_s_per_100k"] / best_tools["client_cpu_s_per_100k"], 2)
             r["mongotools_reference"] = best_tools["name"]
+
+
+def _add_client_limit_ratios(rows: list[dict[str, Any]]) -> None:
+    def find(predicate: Any) -> dict[str, Any] | None:
+        return next((r for r in rows if r.get("ok") and predicate(r)), None)
+
+    bare = find(lambda r: r.get("kind") == "bare-copy")
+    one = find(lambda r: r.get("kind") == "transform-stage" and r.get("workers") == 1)
+    in_process = find(lambda r: r["name"].endswith(f"({IN_PROCESS_VOLVO})"))
+    for r in rows:
+        if r.get("kind") in ("migrate", "migrate-verified") and bare is not None:
+            r["vs_bare_copy"] = round(r["docs_per_s"] / bare["docs_per_s"], 2)
+        if r.get("kind") == "transform-stage" and one is not None:
+            r["vs_one_worker"] = round(r["docs_per_s"] / one["docs_per_s"], 2)
+        if r["name"] == "dataworks migrate (volvo strategy)" and in_process is not None:
+            r["vs_in_process"] = round(r["docs_per_s"] / in_process["docs_per_s"], 2)
+
+
+RATIO_TEXT = {"vs_bare_copy": "x bare copy", "vs_one_worker": "x one worker",
+              "vs_in_process": "x --transform-workers 0"}
+
+
+def ratio_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The client-limit ratios (issue 19), one line per row that has one."""
+    out = []
+    for r in rows:
+        found = [f"{r[k]:.2f} {text}" for k, text in RATIO_TEXT.items() if k in r]
+        if found:
+            out.append(f"{r['name']}: {', '.join(found)}")
+    return out
 
 
 def table(n: int, rows: list[dict[str, Any]]) -> str:
@@ -394,7 +484,7 @@ def table(n: int, rows: list[dict[str, Any]]) -> str:
             f"{ratio('vs_ceiling'):>6} {ratio('vs_source_read'):>5} "
             f"{ratio('vs_mongotools'):>6} "
             f"{ratio('cpu_vs_mongotools'):>9} {r['load_before'][0]:>5.2f}{flag}")
-    return "\n".join(lines)
+    return "\n".join([*lines, "", *ratio_lines(rows)])
 
 
 def server_cpu(r: dict[str, Any], side: str) -> str:
@@ -424,7 +514,8 @@ def markdown(n: int, rows: list[dict[str, Any]]) -> str:
             f"| {ratio('vs_ceiling')} | {ratio('vs_source_read')} "
             f"| {ratio('vs_mongotools')} | {ratio('cpu_vs_mongotools')} "
             f"| {r['load_before'][0]:.2f} |")
-    return "\n".join(out)
+    extra = ratio_lines(rows)
+    return "\n".join([*out, *([""] + [f"- {line}" for line in extra] if extra else [])])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -163,6 +163,11 @@ class ReadOnlyCollection:
     def find_raw_batches(self, *args: Any, **kwargs: Any) -> Any:
         return ReadOnlyCursor(self.__collection.find_raw_batches(*args, **kwargs))
 
+    def find_raw_documents(self, *args: Any, **kwargs: Any) -> RawDocumentBatches:
+        """`find` as an async iterator of server batches, each a list of `RawBSONDocument`."""
+        raw = self.__collection.with_options(codec_options=RAW_CODEC)
+        return RawDocumentBatches(ReadOnlyCursor(raw.find(*args, **kwargs)))
+
     async def find_one(self, *args: Any, **kwargs: Any) -> Any:
         return await self.__collection.find_one(*args, **kwargs)
 
@@ -243,6 +248,36 @@ class ReadOnlyCursor:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.__cursor.close()
+
+
+class RawDocumentBatches:
+    """One list of `RawBSONDocument`s per find/getMore reply (one round trip per batch).
+
+    What the migration reader wants from `find_raw_batches`, without wrapping twice: PyMongo
+    cuts a raw reply into `RawBSONDocument`s, joins them back into one bytes object, and the
+    reader had to cut that again. A plain `find` with the raw codec cuts the reply once, and
+    the batch is taken off the cursor's buffer without a coroutine per document. Client CPU
+    of reading ~1.7 KB documents: about 9 -> 7 µs each (`python -m bench.client_limit
+    read-cost`, docs/BENCHMARKS.md "Pass-through").
+    """
+
+    def __init__(self, cursor: Any) -> None:
+        self.__cursor = cursor
+        self.__taken = 0
+
+    def __aiter__(self) -> RawDocumentBatches:
+        return self
+
+    async def __anext__(self) -> list[RawBSONDocument]:
+        cursor = self.__cursor
+        first = await cursor.next()  # the only call that may go to the server
+        buffered = cursor.retrieved - self.__taken - 1  # the rest of the same reply
+        docs = [first, *(await cursor.to_list(buffered))] if buffered > 0 else [first]
+        self.__taken += len(docs)
+        return docs
+
+    async def close(self) -> None:
         await self.__cursor.close()
 
 

@@ -23,7 +23,7 @@ from bson import ObjectId
 from bson.raw_bson import RawBSONDocument
 from pymongo.errors import PyMongoError
 
-from dataworks.core.clients import RAW_CODEC, ReadOnlyCollection
+from dataworks.core.clients import ReadOnlyCollection
 from dataworks.core.endpoints import SOURCE_SETTING
 from dataworks.core.errors import ErrorKind, classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
@@ -172,13 +172,14 @@ class PartitionReader:
         if not self.stop.is_set():
             state.reading_finished(position["seq"])
 
-    async def _round_trip(self, cursor: Any) -> bytes | None:
-        """One find / getMore under a pacer permit; None when the cursor is exhausted.
+    async def _round_trip(self, cursor: Any) -> list[RawBSONDocument] | None:
+        """One find / getMore under a pacer permit (one batch of raw documents); None when
+        the cursor is exhausted.
         A throttling answer (16500 / 429 / 50) slows every reader down, then propagates to
         the retry loop, which waits (RetryAfterMs at least) and reopens after the mark."""
         async with self.pacer.permit() as permit:
             try:
-                data: bytes = await cursor.__anext__()
+                docs: list[RawBSONDocument] = await cursor.__anext__()
             except StopAsyncIteration:
                 return None
             except PyMongoError as exc:
@@ -186,7 +187,7 @@ class PartitionReader:
                     self.pacer.throttled(permit)
                 raise
         self.pacer.succeeded()
-        return data
+        return docs
 
     async def _read_until_done(self, state: PartitionState, position: dict[str, Any]) -> None:
         """Read in `_id` order; a cursor is reopened after the last queued `_id` when it is
@@ -194,16 +195,15 @@ class PartitionReader:
         while True:
             query = state.partition.query(self.base_query, after=position["after"])
             batch_size = self.pacer.batch_size
-            cursor = self.source.find_raw_batches(
+            cursor = self.source.find_raw_documents(
                 query, self.projection, sort=[("_id", 1)], batch_size=batch_size
             )
             try:
-                while (data := await self._round_trip(cursor)) is not None:
-                    docs = bson.decode_all(data, RAW_CODEC)
+                while (docs := await self._round_trip(cursor)) is not None:
                     if not docs:
                         continue
                     last_id = docs[-1]["_id"]
-                    await self._queue(state, position, docs, len(data), mark=last_id)
+                    await self._queue(state, position, docs, _size(docs), mark=last_id)
                     position["after"] = last_id
                     if self.stop.is_set():
                         return
@@ -220,25 +220,22 @@ class PartitionReader:
         resume_at: dict[str, Any] | None = position["after"]
         to_pass = int(resume_at["read"]) if resume_at else 0
         seen = IdSequence()
-        cursor = self.source.find_raw_batches(
+        cursor = self.source.find_raw_documents(
             self.base_query, self.projection, batch_size=self.pacer.batch_size
         )
         try:
-            while (data := await self._round_trip(cursor)) is not None:
-                docs = bson.decode_all(data, RAW_CODEC)
-                nbytes = len(data)
+            while (docs := await self._round_trip(cursor)) is not None:
                 if seen.read < to_pass:
                     passed = docs[:to_pass - seen.read]
                     seen.add(passed)
                     docs = docs[len(passed):]
-                    nbytes -= sum(len(d.raw) for d in passed)
                     if seen.read == to_pass:
                         check_same_prefix(seen, resume_at or {})
                 if not docs:
                     continue
                 seen.add(docs)
                 mark = seen.mark()
-                await self._queue(state, position, docs, nbytes, mark=mark)
+                await self._queue(state, position, docs, _size(docs), mark=mark)
                 position["after"] = mark
                 if self.stop.is_set():
                     return
@@ -268,3 +265,8 @@ class PartitionReader:
             pending=pending,
         ))
         position["seq"] += 1
+
+
+def _size(docs: list[RawBSONDocument]) -> int:
+    """BSON bytes of a batch (for MB/s)."""
+    return sum(len(d.raw) for d in docs)

@@ -36,6 +36,7 @@ from dataworks.migrations.transform_worker import (
     WorkerPlan,
     init_worker,
     transform_batch,
+    warm_up,
 )
 from dataworks.monitoring.metrics import RunMetrics
 from dataworks.plugins import PluginRef
@@ -58,9 +59,11 @@ class TransformPool:
         self.metrics = metrics
         self._slots = asyncio.Semaphore(processes * DEPTH)
         self._pending: set[asyncio.Task[list[RawBSONDocument]]] = set()
+        context = multiprocessing.get_context("spawn")
+        self._barrier = context.Barrier(processes)
         self._executor = ProcessPoolExecutor(
-            processes, mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_worker, initargs=(plan,),
+            processes, mp_context=context, initializer=init_worker,
+            initargs=(plan, self._barrier),
         )
 
     @classmethod
@@ -91,6 +94,14 @@ class TransformPool:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return task
+
+    async def warm_up(self) -> set[int]:
+        """Start every worker and have it load the strategy (and run on_start) now, not with
+        its first batch; the process ids. Used where start-up must not be timed (bench/)."""
+        loop = asyncio.get_running_loop()
+        pids = await asyncio.gather(*(loop.run_in_executor(self._executor, warm_up)
+                                      for _ in range(self.processes)))
+        return set(pids)
 
     async def _collect(self, future: asyncio.Future[TransformedBatch]) -> list[RawBSONDocument]:
         try:

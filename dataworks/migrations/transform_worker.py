@@ -97,13 +97,14 @@ class _Worker:
 
 _plan: WorkerPlan | None = None
 _worker: _Worker | None = None
+_barrier: Any = None
 
 
-def init_worker(plan: WorkerPlan) -> None:
+def init_worker(plan: WorkerPlan, barrier: Any = None) -> None:
     """Process-pool initializer. Nothing here may fail: the strategy is loaded by the first
     batch, so a broken file or on_start becomes that batch's error, not a dead pool."""
-    global _plan
-    _plan = plan
+    global _plan, _barrier
+    _plan, _barrier = plan, barrier
     # Ctrl-C goes to the whole process group; the main process drains and saves, so the
     # workers must keep transforming until it shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -111,13 +112,26 @@ def init_worker(plan: WorkerPlan) -> None:
 
 
 def transform_batch(blob: bytes) -> TransformedBatch:
+    return _ready().run(blob)
+
+
+def warm_up() -> int:
+    """Load the strategy, then wait for every other worker to have done the same: each of
+    the pool's processes takes exactly one of these tasks (see TransformPool.warm_up)."""
+    _ready()
+    if _barrier is not None:
+        _barrier.wait(timeout=120)
+    return os.getpid()
+
+
+def _ready() -> _Worker:
     global _worker
     if _worker is None:
         assert _plan is not None, "init_worker was not called"
         _worker = _Worker(_plan)
         gc.collect()
         gc.freeze()  # the strategy and its on_start lookups live for the whole run
-    return _worker.run(blob)
+    return _worker
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -227,11 +227,17 @@ class MeteredSource:
     def find_raw_batches(self, *args: Any, **kwargs: Any) -> _MeteredCursor:
         return _MeteredCursor(self._source, self._slots, self._meter, args, kwargs)
 
+    def find_raw_documents(self, *args: Any, **kwargs: Any) -> _MeteredCursor:
+        return _MeteredCursor(self._source, self._slots, self._meter, args, kwargs,
+                              method="find_raw_documents")
+
 
 class _MeteredCursor:
     def __init__(self, source: ReadOnlyCollection, slots: _Slots, meter: RequestUnitMeter,
-                 args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+                 args: tuple[Any, ...], kwargs: dict[str, Any],
+                 method: str = "find_raw_batches") -> None:
         self._source, self._slots, self._meter = source, slots, meter
+        self._method = method  # each batch it yields is one find/getMore round trip
         self._args, self._kwargs = args, kwargs
         self._client: Any = None
         self._cursor: Any = None
@@ -239,12 +245,12 @@ class _MeteredCursor:
     def __aiter__(self) -> _MeteredCursor:
         return self
 
-    async def __anext__(self) -> bytes:
+    async def __anext__(self) -> Any:
         if self._client is None:
             self._client = await self._slots.acquire()
             own = ReadOnlyCollection(
                 self._client[self._source.database_name][self._source.name])
-            self._cursor = own.find_raw_batches(*self._args, **self._kwargs)
+            self._cursor = getattr(own, self._method)(*self._args, **self._kwargs)
         database = self._client[self._source.database_name]
         # A live cursor asks the server again; the getMore that finds the end is billed too.
         talks = self._cursor.alive

@@ -246,18 +246,20 @@ async def test_source_collection_exposes_no_write_path(source_uri, unique_db_nam
                 if not callable(value):
                     assert isinstance(value, str | ReadOnlyCollection), (name, type(value))
         cursors = [source.find({}), source.find({}).sort("_id", 1).limit(5).clone(),
-                   source.find_raw_batches({}), await source.aggregate([{"$match": {}}])]
+                   source.find_raw_batches({}), await source.aggregate([{"$match": {}}]),
+                   source.find_raw_documents({})]
         for cursor in cursors:  # no way back to the driver's collection, session or client
             for name in ("collection", "session", "_collection", "_Cursor__collection",
                          "_ReadOnlyCursor__cursor_x", "client", "database"):
                 assert not hasattr(cursor, name), name
-            assert await cursor.to_list() == []  # still a working cursor
+            assert [d async for d in cursor] == []  # still a working cursor
         with pytest.raises(PermissionError):
             await source.aggregate([{"$match": {}}, {"$out": "elsewhere"}])
         with pytest.raises(PermissionError):
             await source.aggregate([{"$merge": {"into": "elsewhere"}}])
         members = {n for n, _ in inspect.getmembers(ReadOnlyCollection) if not n.startswith("_")}
-        assert members <= {"raw", "find", "find_raw_batches", "find_one", "count_documents",
+        assert members <= {"raw", "find", "find_raw_batches", "find_raw_documents", "find_one",
+                           "count_documents",
                            "estimated_document_count", "aggregate", "explain_find",
                            "list_indexes", "exists", "fast_count", "collection_stats"}, members
     finally:

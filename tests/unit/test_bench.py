@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from bench._common import VOLVO, encoded_batches, raw_documents, run_measured
-from bench.run import add_ratios, summarize_profile, table
+from bench.run import IN_PROCESS_VOLVO, add_ratios, summarize_profile, table
 
 
 def test_run_measured_pipeline_counts_both_processes(tmp_path: Path) -> None:
@@ -48,6 +48,30 @@ def test_ratios_and_table() -> None:
     assert rows[1]["vs_mongotools"] == 1.12  # against the faster mongo-tools run
     assert rows[1]["cpu_vs_mongotools"] == 0.5
     assert "0.90" in table(1000, rows)
+
+
+def test_client_limit_ratios_are_printed() -> None:
+    def r(name: str, kind: str, docs_per_s: float, **extra: object) -> dict[str, object]:
+        return {"name": name, "kind": kind, "docs": 1000, "seconds": 1000 / docs_per_s,
+                "docs_per_s": docs_per_s, "mb_per_s": 1.0, "client_cpu_s_per_100k": 1.0,
+                "client_peak_rss_mb": None, "load_before": [0.5, 0.5, 0.5], "ok": True,
+                **extra}
+
+    rows = [r("bare copy", "bare-copy", 1000),
+            r("dataworks migrate (default strategy)", "migrate", 950),
+            r("dataworks migrate (volvo strategy)", "migrate", 300),
+            r(f"dataworks migrate ({IN_PROCESS_VOLVO})", "migrate", 200),
+            r("stage, 1 worker", "transform-stage", 100, workers=1),
+            r("stage, 2 workers", "transform-stage", 180, workers=2)]
+    add_ratios(rows)
+    assert rows[1]["vs_bare_copy"] == 0.95
+    assert rows[2]["vs_in_process"] == 1.5 and "vs_in_process" not in rows[3]
+    assert rows[5]["vs_one_worker"] == 1.8
+    printed = table(1000, rows)
+    assert "dataworks migrate (default strategy): 0.95 x bare copy" in printed
+    assert "dataworks migrate (volvo strategy): 0.30 x bare copy, 1.50 x --transform-workers 0" \
+        in printed
+    assert "stage, 2 workers: 1.80 x one worker" in printed
 
 
 def test_summarize_profile(tmp_path: Path) -> None:
