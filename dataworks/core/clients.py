@@ -269,6 +269,11 @@ class RawDocumentBatches:
     def __aiter__(self) -> RawDocumentBatches:
         return self
 
+    @property
+    def alive(self) -> bool:
+        """Whether the next batch may ask the server (request-unit metering bills it)."""
+        return bool(self.__cursor.alive)
+
     async def __anext__(self) -> list[RawBSONDocument]:
         cursor = self.__cursor
         first = await cursor.next()  # the only call that may go to the server
