@@ -32,6 +32,9 @@ async def migrate(
     checkpoint_store: str = "target",
     force_from_start: bool = False,
     drop_target: bool = False,
+    merge: bool = False,
+    keep_existing: bool = False,
+    retry_rejected: bool = False,
     unacknowledged: bool = False,
     metrics: RunMetrics | None = None,
     handle_signals: bool = False,
@@ -48,6 +51,15 @@ async def migrate(
     delete_extra: bool = False,
 ) -> MigrationReport:
     """Copy the source collection to the target, resuming from a checkpoint if one exists.
+
+    A first run into a target collection that already holds documents is refused
+    (`UserError`) unless `drop_target` (start clean) or `merge` (copy into it) is given.
+    A target document with the same `_id` but other bytes is replaced by the source's version
+    (`report.replaced`), or kept with `keep_existing` (`report.kept_different`, listed in
+    `report.kept_ids_file`). `report.problems()` says what keeps the target from being the
+    source's copy (rejected documents, kept ones); the CLI exits 1 on them.
+    `retry_rejected` first sends the documents of the dead-letter file again (read from the
+    source, through the strategy) and keeps in it only those refused again.
 
     After the load: `disable_indexes` builds the secondary indexes it took off the empty
     target, `create_indexes` copies the source's indexes, and `verify` ("count", "hash",
@@ -71,8 +83,9 @@ async def migrate(
     options = _migration_options(
         settings, strategy_cls=strategy_cls, strategy_ref=strategy_ref,
         checkpoint_store=checkpoint_store, force_from_start=force_from_start,
-        drop_target=drop_target, unacknowledged=unacknowledged, handle_signals=handle_signals,
-        run_dir=run_dir, source_kind=source_kind, target_kind=target_kind, verify=verify,
+        drop_target=drop_target, merge=merge, keep_existing=keep_existing,
+        retry_rejected=retry_rejected,
+        unacknowledged=unacknowledged, handle_signals=handle_signals, run_dir=run_dir, source_kind=source_kind, target_kind=target_kind, verify=verify,
         sample_size=sample_size, create_indexes=create_indexes, disable_indexes=disable_indexes,
         transform_workers=transform_workers,
         repair=repair, repair_from=repair_from, delete_extra=delete_extra)
@@ -117,6 +130,9 @@ def _migration_options(
     checkpoint_store: str = "target",
     force_from_start: bool = False,
     drop_target: bool = False,
+    merge: bool = False,
+    keep_existing: bool = False,
+    retry_rejected: bool = False,
     unacknowledged: bool = False,
     handle_signals: bool = False,
     run_dir: Path = Path(".dataworks/runs"),
@@ -146,6 +162,9 @@ def _migration_options(
         repair=repair or repair_from is not None,
         repair_from=repair_from,
         delete_extra=delete_extra,
+        merge=merge,
+        keep_existing=keep_existing,
+        retry_rejected=retry_rejected,
         unacknowledged=unacknowledged,
         retry=RetryPolicy(
             max_attempts=settings.retry_max_attempts, max_seconds=settings.retry_max_seconds

@@ -112,6 +112,8 @@ def _why(c: Any) -> str:
         return "options not copied"
     if c.verification is not None and not c.verification.get("equal"):
         return "differs"
+    if c.problems:
+        return "rejected or kept documents"
     return c.status
 
 
@@ -142,13 +144,13 @@ def render_database_report(report: DatabaseReport) -> None:
                   n(t["replaced"]), n(t["rejected"]), "", end_section=True)
     console.print(table)
     for c in report.collections:
-        for problem in c.option_problems:
+        for problem in [*c.option_problems, *c.problems]:
             console.print(f"[red]{c.source}:[/] {problem}", markup=True)
         if c.error:
             console.print(f"[red]{c.source}:[/] {mask_secrets(c.error)}", markup=True)
         for warning in c.warnings:
             console.print(f"[yellow]{c.source}:[/] {warning}", markup=True)
-        if c.dead_letter_file:
+        if c.dead_letter_file and not c.problems:
             console.print(f"{c.source}: rejected documents in {c.dead_letter_file}")
     if report.duration_s:
         console.print(f"{report.totals()['migrated']:,} documents migrated in "

@@ -60,6 +60,17 @@ def migrate(
     drop_target: Annotated[bool, typer.Option(
         "--drop-target", help="Drop the target collection first (never implied).",
         rich_help_panel=PANEL)] = False,
+    merge: Annotated[bool, typer.Option(
+        "--merge", help="Copy into a target collection that already holds documents.",
+        rich_help_panel=PANEL)] = False,
+    keep_existing: Annotated[bool, typer.Option(
+        "--keep-existing", help="Where the target holds a different document with the same "
+        "_id, keep it (listed in the run's folder; exit 1) instead of replacing it.",
+        rich_help_panel=PANEL)] = False,
+    retry_rejected: Annotated[bool, typer.Option(
+        "--retry-rejected", help="Send the rejected documents (dead letters) again, after "
+        "you fixed what refused them; those that land leave the dead-letter file.",
+        rich_help_panel=PANEL)] = False,
     checkpoint_store: Annotated[str, typer.Option(
         "--checkpoint-store", help="'target' (dataworks_meta on the target) or file:PATH.",
         rich_help_panel=PANEL)] = "target",
@@ -192,8 +203,9 @@ def migrate(
                      strategy_map=strategy_map, parallel_collections=parallel_collections,
                      report_file=report_file, metrics_file=metrics_file, options=dict(
                          checkpoint_store=checkpoint_store, force_from_start=force_from_start,
-                         drop_target=drop_target, unacknowledged=unacknowledged,
-                         handle_signals=True, source_kind=source_kind.value,
+                         drop_target=drop_target, merge=merge, keep_existing=keep_existing,
+                         retry_rejected=retry_rejected,
+                         unacknowledged=unacknowledged, handle_signals=True, source_kind=source_kind.value,
                          target_kind=target_kind.value, verify=verify.value,
                          sample_size=sample_size, create_indexes=create_indexes,
                          disable_indexes=disable_indexes))
@@ -225,6 +237,9 @@ def migrate(
                 checkpoint_store=checkpoint_store,
                 force_from_start=force_from_start,
                 drop_target=drop_target,
+                merge=merge,
+                keep_existing=keep_existing,
+                retry_rejected=retry_rejected,
                 unacknowledged=unacknowledged,
                 metrics=metrics,
                 handle_signals=True,
@@ -250,6 +265,9 @@ def migrate(
     print_request_units(metrics)
     if report_file:
         write_report(report_file, report.to_dict())
+    problems = report.problems()
+    if problems:
+        raise RunFailed("; ".join(problems))
     if report.verified_equal is False:
         mode = report.verification.get("mode", verify.value) if report.verification else ""
         listed = f"the differing _ids are in {report.differences_file}; " \
@@ -330,6 +348,13 @@ def resume_hint(settings: Settings, common: CommonOptions) -> str:
 def render_report(report: MigrationReport, metrics: RunMetrics | None = None) -> None:
     console = output_console()
     if report.status == "nothing to do":
+        if report.problems():  # the copy is done, the target is not right: say it again
+            console.print(f"run {report.run_id} already finished ({report.resumed_from:,} "
+                          "documents), but not every document is on the target as in the "
+                          "source:")
+            for problem in report.problems():
+                console.print(f"  {problem}")
+            return
         console.print(f"nothing to do: run {report.run_id} already finished "
                       f"({report.resumed_from:,} documents). Use --force-from-start to redo it.")
         return
@@ -338,6 +363,9 @@ def render_report(report: MigrationReport, metrics: RunMetrics | None = None) ->
         ("source", report.source), ("target", report.target), ("strategy", report.strategy),
         ("read", f"{report.read:,}"), ("written", f"{report.written:,}"),
         ("already present", f"{report.already_present:,}"),
+        ("replaced", f"{report.replaced:,}"),
+        *([("kept (different)", f"{report.kept_different:,}")] if report.kept_different
+          else []),
         ("transformed", f"{report.transformed:,}"), ("dropped", f"{report.dropped:,}"),
         ("rejected", f"{report.rejected:,}"), ("retries", f"{report.retries:,}"),
         ("throttled", f"{report.throttled:,} (source reads {report.source_throttled:,})"),
@@ -356,7 +384,7 @@ def render_report(report: MigrationReport, metrics: RunMetrics | None = None) ->
         total = time.monotonic() - metrics.started_at
         rows[at:at] = [*phases, ("total duration", f"{total:,.1f} s")]
     if report.dead_letter_file:
-        rows.append(("dead letters", report.dead_letter_file))
+        rows.append(("dead letters", f"{report.dead_letters:,} in {report.dead_letter_file}"))
     if report.repair is not None:
         r = report.repair
         rows.append(("repair", f"{r['recopied']:,} re-copied of {r['listed']:,} listed, "
@@ -365,6 +393,10 @@ def render_report(report: MigrationReport, metrics: RunMetrics | None = None) ->
                                f"{r['failed']:,} refused"))
     if report.differences_file:
         rows.append(("differences", report.differences_file))
+    if report.retried_rejected:
+        rows.append(("retried rejected", f"{report.retried_rejected:,}"))
+    if report.kept_ids_file:
+        rows.append(("kept _ids", f"{report.kept_total:,} in {report.kept_ids_file}"))
     if report.verification is not None:
         rows.append(("verification", _verification_line(report.verification)))
     if report.live is not None:

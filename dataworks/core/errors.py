@@ -194,6 +194,9 @@ class BulkOutcome:
 
     written: int = 0
     duplicates: list[int] = field(default_factory=list)
+    # the server's write error for each duplicate (keyPattern / keyValue / errmsg name the
+    # index that clashed, where the server says so): conflicts.py classifies them
+    duplicate_errors: dict[int, dict[str, Any]] = field(default_factory=dict)
     retry: list[int] = field(default_factory=list)
     rejected: list[tuple[int, Classified]] = field(default_factory=list)
     fatal: Classified | None = None
@@ -205,7 +208,7 @@ class BulkOutcome:
 def split_bulk_error(exc: BulkWriteError, batch_len: int) -> BulkOutcome:
     """Sort the documents of an unordered `insert_many` by what happened to them.
 
-    Documents not named in `writeErrors` were written. Cosmos DB can apply part of a
+    Documents not named in `writeErrors` were written (whatever count the reply gives). Cosmos DB can apply part of a
     throttled batch; only the indices it reports failed are re-sent.
 
     A `writeConcernError` (say w:majority not reached before a failover) means the writes
@@ -223,6 +226,7 @@ def split_bulk_error(exc: BulkWriteError, batch_len: int) -> BulkOutcome:
         index = int(error["index"])
         if verdict.kind is ErrorKind.DUPLICATE:
             outcome.duplicates.append(index)
+            outcome.duplicate_errors[index] = error
         elif verdict.retryable:
             outcome.retry.append(index)
             outcome.throttled |= verdict.kind is ErrorKind.THROTTLED
@@ -232,8 +236,9 @@ def split_bulk_error(exc: BulkWriteError, batch_len: int) -> BulkOutcome:
             outcome.rejected.append((index, verdict))
         else:
             outcome.fatal = outcome.fatal or verdict
-    # At most the documents no error names: mongo-java-server's `n` also counts the ones that
-    # failed with a duplicate key, so the server's figure alone may be too high.
+    # At most the documents no error names, whatever count the reply gives: some servers
+    # count failed documents in `n` (mongo-java-server reported 20 inserted of which 10 were
+    # duplicates).
     outcome.written = min(int(details.get("nInserted", batch_len - failed)), batch_len - failed)
     if concern_failed and outcome.fatal is None:
         named = {*outcome.duplicates, *outcome.retry, *(i for i, _ in outcome.rejected)}

@@ -18,5 +18,8 @@ class Batch:
     documents: list[Any]  # RawBSONDocument (pass-through) or dicts (transformed)
     nbytes: int  # source BSON bytes, for MB/s
     # Set when worker processes transform the batch (transform_pool.py): `documents` is
-    # empty and this gives them; the insert worker awaits it.
-    pending: Awaitable[list[Any]] | None = None
+    # empty and this gives them with their origins (below); the insert worker awaits it.
+    pending: Awaitable[tuple[list[Any], list[Any]]] | None = None
+    # The source `_id` each document came from, when a transform made them (a split gives
+    # several documents one origin); None when each document is its source document.
+    origins: list[Any] | None = None

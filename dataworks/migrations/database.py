@@ -105,7 +105,8 @@ class DatabaseRun:
         finished in an earlier run count as resumed)."""
         m = self.metrics
         jobs = [j for j in self.jobs if j.options is not None]
-        for name in ("read", "written", "already_present", "transformed", "dropped", "rejected",
+        for name in ("read", "written", "already_present", "replaced", "kept_different",
+                     "transformed", "dropped", "rejected",
                      "bytes_written", "batches", "retries", "throttled", "errors"):
             setattr(m, name, sum(getattr(j.metrics, name) for j in jobs))
         m.request_units = sum(j.metrics.request_units for j in jobs)

@@ -39,11 +39,13 @@ class CollectionOutcome:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     dead_letter_file: str | None = None
+    # rejected or kept documents (MigrationReport.problems): the collection is not a copy
+    problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """Finished, verified equal where verified, every option on the target."""
-        if self.status not in _FINE or self.option_problems:
+        if self.status not in _FINE or self.option_problems or self.problems:
             return False
         return self.verification is None or bool(self.verification.get("equal"))
 
@@ -60,6 +62,7 @@ class CollectionOutcome:
         self.source_count = report.source_count
         self.target_count = report.target_count
         self.dead_letter_file = report.dead_letter_file
+        self.problems = report.problems()
         self.warnings.extend(report.warnings)
         if report.verification is not None:
             self.verification = {k: report.verification.get(k) for k in

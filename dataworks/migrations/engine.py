@@ -38,7 +38,7 @@ from dataworks.core.clients import (
     connect,
     fast_count,
 )
-from dataworks.core.dead_letter import DeadLetterFile
+from dataworks.core.dead_letter import DeadLetterFile, KeptIdsFile
 from dataworks.core.endpoints import SOURCE_SETTING, TARGET_SETTING
 from dataworks.core.errors import Classified, ErrorKind, classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
@@ -69,6 +69,7 @@ from dataworks.migrations.phases import (
 from dataworks.migrations.reader import PartitionReader
 from dataworks.migrations.repair import repair_run
 from dataworks.migrations.report import MigrationReport
+from dataworks.migrations.retry_rejected import retry_rejected
 from dataworks.migrations.source_watch import change_warning, count_source, snapshot
 from dataworks.migrations.strategy import BaseMigrationStrategy, StrategyContext
 from dataworks.migrations.transform_pool import TransformPool
@@ -97,6 +98,9 @@ class MigrationOptions:
     checkpoint_interval: int = 50_000
     force_from_start: bool = False
     drop_target: bool = False
+    merge: bool = False  # copy into a target that already holds documents
+    keep_existing: bool = False  # a different document under the same `_id` stays as it is
+    retry_rejected: bool = False  # send the dead letters again first (retry_rejected.py)
     repair: bool = False  # re-copy the _ids the last verification found missing or changed
     repair_from: Path | None = None  # a `verify --report` file instead of the run's own list
     delete_extra: bool = False  # with repair: delete target documents the source lacks
@@ -189,11 +193,20 @@ class MigrationEngine:
             checkpoint_store=store.description,
         )
 
+        # The run's folder: what could not be written, and what was kept unlike the source.
+        dead_letter = DeadLetterFile(opts.run_dir / run_id / "dead_letter.jsonl")
+        kept_ids = KeptIdsFile(opts.run_dir / run_id / "kept_different.jsonl")
+        # the writer reads conflicts back through acknowledged connections (_pipeline)
+        self._target, self._dead_letter, self._kept_ids = target, dead_letter, kept_ids
+        # What is on the target is ours to overwrite only when the user says so: dropped,
+        # merged into, or the output of this very migration (a checkpoint of it exists).
+        ours = opts.drop_target or opts.merge
         if opts.drop_target:
             await target.drop()
             await store.delete(run_id)
             log.info("dropped target collection %s", opts.target.namespace)
         elif opts.force_from_start:
+            ours = ours or await store.load(run_id) is not None
             await store.delete(run_id)
 
         state = await store.load(run_id)
@@ -203,13 +216,14 @@ class MigrationEngine:
         if state is not None:
             _check_compatible(state, digest)
             phase = phase_of(state)
-            if phase == DONE and not opts.repair:
+            if phase == DONE and not opts.repair and not opts.retry_rejected:
                 report.status = "nothing to do"
                 report.source_count = state.get("source_count")
                 report.resumed_from = int(state.get("done_count", 0))
                 report.warnings.append(
                     "this migration already finished; use --force-from-start to run it again"
                 )
+                _note_leftovers(report, dead_letter, kept_ids)
                 return report
             watermarks = Watermarks.from_state(state["partitions"])
             event(log, "run_resumed", f"resuming run {run_id} ({phase} phase) from "
@@ -225,9 +239,27 @@ class MigrationEngine:
             raise UserError("--repair needs a migration whose copy has finished; this one is "
                             "still copying", hint="run the same command without --repair to "
                             "resume the copy first")
+        self._fresh = state is None
+        if state is None:
+            if not ours:
+                await _refuse_non_empty_target(target, opts.target)
+            for leftover in (dead_letter.path, kept_ids.path):  # an earlier start's
+                leftover.unlink(missing_ok=True)
+            if opts.retry_rejected:
+                report.warnings.append("--retry-rejected: this migration has no checkpoint, "
+                                       "so no rejected documents to retry")
         # Every run, resumed or not: what on_start prepares (lookup tables) the transform
         # needs whichever run reads the rest of the source.
         await strategy.on_start()
+        if state is not None and opts.retry_rejected:
+            await self._retry_rejected(source, target, strategy, query, projection,
+                                       dead_letter, report)
+            if phase == DONE and not opts.repair:
+                self._fill_report(report, dead_letter, kept_ids)
+                report.source_count = state.get("source_count")
+                report.target_count = await with_retries(
+                    lambda: fast_count(target), opts.retry, what="counting the target")
+                return report
         if state is None:
             # Planning only reads: a network blip or a throttled sample is retried, not fatal.
             watermarks = await with_retries(lambda: self._plan(strategy, source, query),
@@ -280,6 +312,10 @@ class MigrationEngine:
         if base_state.get("source_at_start") is None:  # kept from the run that started it
             base_state["source_at_start"] = await snapshot(source, query, opts.retry,
                                                            count=count, seekable=seekable)
+        if self._fresh:
+            # Saved before the first write (index changes included): a run killed at any
+            # moment is resumed by the same command, never taken for a stranger's target.
+            await self._save(store, run_id, base_state, watermarks, phase=COPY)
         await before_load(source, target, store, opts.finishing, report)
         self.metrics.total = count
         self.metrics.resumed_from = watermarks.done_count()
@@ -293,7 +329,7 @@ class MigrationEngine:
                 "--unacknowledged: the target does not confirm writes, so checkpoints cannot "
                 "prove delivery; a verification pass runs at the end"
             )
-        dead_letter = DeadLetterFile(opts.run_dir / run_id / "dead_letter.jsonl")
+        dead_letter = self._dead_letter
         event(log, "run_started", f"migrating {opts.source.display()} -> {opts.target.display()}",
               run_id=run_id, partitions=len(watermarks.states), strategy=opts.strategy_ref)
 
@@ -319,7 +355,7 @@ class MigrationEngine:
             await self._save(store, run_id, base_state, watermarks,
                              phase=INDEXES if copied else COPY, final=True)
 
-        self._fill_report(report, dead_letter)
+        self._fill_report(report, dead_letter, self._kept_ids)
         if error is not None:
             report.status = "failed"
             raise error
@@ -377,6 +413,30 @@ class MigrationEngine:
         await self._save(store, run_id, base_state, watermarks,
                          phase=DONE if result is None or result.equal else VERIFY)
 
+    async def _retry_rejected(self, source: ReadOnlyCollection, target: Any,
+                              strategy: BaseMigrationStrategy, query: dict[str, Any],
+                              projection: dict[str, Any] | None, dead_letter: DeadLetterFile,
+                              report: MigrationReport) -> None:
+        opts = self.options
+
+        def make_writer(letters: DeadLetterFile) -> BatchWriter:
+            return BatchWriter(target, policy=opts.retry, metrics=self.metrics,
+                               dead_letter=letters, keep_existing=opts.keep_existing,
+                               kept_ids=self._kept_ids, conflicts_target=target)
+
+        outcome = await retry_rejected(source, strategy, dead_letter, make_writer, self.metrics,
+                                       query=query, projection=projection,
+                                       batch_size=opts.batch_size)
+        report.retried_rejected = outcome.retried
+        landed = outcome.retried - outcome.still_rejected
+        message = (f"--retry-rejected: {landed:,} of {outcome.retried:,} rejected documents "
+                   "are on the target now")
+        if outcome.not_in_source:
+            message += (f"; {outcome.not_in_source:,} are no longer in the source and stay "
+                        "in the dead-letter file")
+        event(log, "rejected_retried", message, retried=outcome.retried, landed=landed)
+        report.warnings.append(message)
+
     async def _plan(self, strategy: BaseMigrationStrategy, source: ReadOnlyCollection,
                     query: dict[str, Any]) -> Watermarks:
         if strategy.reads_itself():
@@ -407,7 +467,9 @@ class MigrationEngine:
         limiter = opts.shared_limiter or AdaptiveLimiter(
             opts.workers, recovery_s=opts.throttle_recovery_s, metrics=self.metrics)
         writer = BatchWriter(target, policy=opts.retry, metrics=self.metrics,
-                             dead_letter=dead_letter, limiter=limiter)
+                             dead_letter=dead_letter, limiter=limiter,
+                             keep_existing=opts.keep_existing, kept_ids=self._kept_ids,
+                             conflicts_target=self._target)
         transform = strategy.transform if strategy.transforms() else None
         pool = TransformPool.for_run(opts.strategy_cls, opts.transform_workers,
                                      source=opts.source, target_namespace=opts.target.namespace,
@@ -424,10 +486,15 @@ class MigrationEngine:
 
         async def write_loop() -> None:
             while (batch := await queue.get()) is not None:
-                documents = batch.documents if batch.pending is None else await batch.pending
-                outcome = await self.metrics.timed(writer.write(documents))
+                if batch.pending is None:
+                    documents, origins = batch.documents, batch.origins
+                else:
+                    documents, origins = await batch.pending
+                outcome = await self.metrics.timed(writer.write(documents, origins))
                 self.metrics.written += outcome.written
                 self.metrics.already_present += outcome.already_present
+                self.metrics.replaced += outcome.replaced
+                self.metrics.kept_different += outcome.kept_different
                 self.metrics.rejected += outcome.rejected
                 self.metrics.bytes_written += batch.nbytes
                 self.metrics.batches += 1
@@ -549,12 +616,15 @@ class MigrationEngine:
         event(log, "checkpoint_saved", f"checkpoint saved: {watermarks.done_count():,} documents",
               level=logging.DEBUG, run_id=run_id, done=watermarks.done_count())
 
-    def _fill_report(self, report: MigrationReport, dead_letter: DeadLetterFile) -> None:
+    def _fill_report(self, report: MigrationReport, dead_letter: DeadLetterFile,
+                     kept_ids: KeptIdsFile) -> None:
         m = self.metrics
         m.finish()
         report.read = m.read
         report.written = m.written
         report.already_present = m.already_present
+        report.replaced = m.replaced
+        report.kept_different = m.kept_different
         report.transformed = m.transformed
         report.dropped = m.dropped
         report.rejected = m.rejected
@@ -568,8 +638,7 @@ class MigrationEngine:
         report.peak_memory_mb = m.peak_rss_bytes / 1e6
         report.request_units = m.request_units
         report.request_units_by = dict(m.request_units_by)
-        if dead_letter.count:
-            report.dead_letter_file = str(dead_letter.path)
+        _note_leftovers(report, dead_letter, kept_ids)
 
     @contextlib.contextmanager
     def _signal_handlers(self) -> Any:
@@ -617,6 +686,29 @@ def _same_collection_error(source: Endpoint, target: Endpoint) -> UserError:
     )
 
 
+def _note_leftovers(report: MigrationReport, dead_letter: DeadLetterFile,
+                    kept_ids: KeptIdsFile) -> None:
+    """Rejected and kept documents of every run of this migration: a rerun still says so."""
+    report.dead_letters = dead_letter.total()
+    if report.dead_letters or dead_letter.count:
+        report.dead_letter_file = str(dead_letter.path)
+    report.kept_total = kept_ids.total()
+    if report.kept_total:
+        report.kept_ids_file = str(kept_ids.path)
+
+
+async def _refuse_non_empty_target(target: Any, endpoint: Endpoint) -> None:
+    """A fresh run into a collection that already holds documents would mix them with the
+    copy and book the clashes as conflicts: the user decides what is meant."""
+    held = await fast_count(target)
+    if held:
+        raise UserError(
+            f"target {endpoint.namespace} already holds {held:,} documents and no checkpoint "
+            "of this migration",
+            hint="use --drop-target to start clean, or --merge to copy into it",
+        )
+
+
 def _warn_if_strategy_edited(state: dict[str, Any], code_hash: str | None, done: int,
                              report: MigrationReport) -> None:
     """Fixing a transform and resuming is legitimate, but the documents already copied went
@@ -626,7 +718,8 @@ def _warn_if_strategy_edited(state: dict[str, Any], code_hash: str | None, done:
         return
     message = (f"the strategy file changed since this run started: the {done:,} documents "
                "already copied went through the earlier version (--force-from-start "
-               "re-copies everything with this one)")
+               "re-sends every document through this one and replaces each target document "
+               "that comes out different)")
     log.warning(message)
     report.warnings.append(message)
 

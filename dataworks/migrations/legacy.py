@@ -38,10 +38,12 @@ class LegacyReader:
             self.metrics.read += len(docs)
             last_id = docs[-1]["_id"]
             payload = docs
+            origins: list[Any] | None = None
             if self.transform is not None:
-                payload = await apply_transform(self.transform, docs, self.metrics)
+                origins = []
+                payload = await apply_transform(self.transform, docs, self.metrics, origins)
             nbytes = sum(len(bson.encode(d)) for d in docs)
             await self.queue.put(Batch(state.partition.index, seq, last_id, len(docs), payload,
-                                       nbytes))
+                                       nbytes, origins=origins))
             seq += 1
             after = last_id

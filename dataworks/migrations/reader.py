@@ -42,10 +42,14 @@ Transform = Callable[[dict[str, Any]], Any]
 
 
 async def apply_transform(transform: Transform, docs: list[dict[str, Any]],
-                          metrics: RunMetrics) -> list[Any]:
-    """Run a strategy's transform over decoded documents: None drops, a list splits."""
+                          metrics: RunMetrics, origins: list[Any] | None = None) -> list[Any]:
+    """Run a strategy's transform over decoded documents: None drops, a list splits.
+
+    `origins`, when given, gets the source `_id` of each output document (dead letters keep
+    it, so a rejected document can be read from the source again)."""
     out: list[Any] = []
     for doc in docs:
+        source_id = doc.get("_id")  # before the transform can change it
         try:
             result = transform(doc)
             if inspect.isawaitable(result):
@@ -56,12 +60,12 @@ async def apply_transform(transform: Transform, docs: list[dict[str, Any]],
             raise _transform_failed(exc, doc) from exc
         if result is None:
             metrics.dropped += 1
-        elif isinstance(result, list | tuple):
-            out.extend(result)
-            metrics.transformed += 1
-        else:
-            out.append(result)
-            metrics.transformed += 1
+            continue
+        produced = list(result) if isinstance(result, list | tuple) else [result]
+        out.extend(produced)
+        metrics.transformed += 1
+        if origins is not None:
+            origins.extend([source_id] * len(produced))
     return out
 
 
@@ -249,11 +253,13 @@ class PartitionReader:
         self.metrics.read += len(docs)
         payload: list[Any] = docs
         pending = None
+        origins: list[Any] | None = None
         if self.pool is not None:
             pending, payload = await self.pool.submit(docs), []
         elif self.transform is not None:
+            origins = []
             payload = encode_transformed(await apply_transform(
-                self.transform, [bson.decode(d.raw) for d in docs], self.metrics
+                self.transform, [bson.decode(d.raw) for d in docs], self.metrics, origins
             ))
         await self.queue.put(Batch(
             partition=state.partition.index,
@@ -263,6 +269,7 @@ class PartitionReader:
             documents=payload,
             nbytes=nbytes,
             pending=pending,
+            origins=origins,
         ))
         position["seq"] += 1
 

@@ -17,7 +17,9 @@ class MigrationReport:
     status: MigrationStatus = "completed"
     read: int = 0
     written: int = 0
-    already_present: int = 0
+    already_present: int = 0  # duplicate key, the same document already on the target
+    replaced: int = 0  # a different document under the same `_id`, replaced by the new one
+    kept_different: int = 0  # ... kept as it was (--keep-existing); see kept_ids_file
     transformed: int = 0
     dropped: int = 0
     rejected: int = 0
@@ -42,6 +44,12 @@ class MigrationReport:
     dead_letter_file: str | None = None
     differences_file: str | None = None  # the `_id`s a DIFFERENT verification found
     repair: dict[str, int] | None = None  # what --repair did (repair.RepairOutcome)
+    # Documents in the dead-letter file at the end, from this run and the earlier runs of
+    # this migration (`rejected` counts this run's only); not 0 = the target is incomplete.
+    dead_letters: int = 0
+    kept_ids_file: str | None = None
+    kept_total: int = 0  # `_id`s in kept_ids_file, all runs
+    retried_rejected: int = 0  # dead letters sent again (--retry-rejected)
     warnings: list[str] = field(default_factory=list)
     verification: dict[str, Any] | None = None
     indexes: dict[str, Any] | None = None
@@ -56,7 +64,21 @@ class MigrationReport:
         return asdict(self)
 
     def closing_line(self) -> str:
-        return (
-            f"{self.written:,} migrated, {self.already_present:,} already present, "
-            f"{self.dropped:,} dropped, {self.rejected:,} rejected"
-        )
+        line = (f"{self.written:,} migrated, {self.already_present:,} already present, "
+                f"{self.replaced:,} replaced, ")
+        if self.kept_different:
+            line += f"{self.kept_different:,} kept (different), "
+        return line + f"{self.dropped:,} dropped, {self.rejected:,} rejected"
+
+    def problems(self) -> list[str]:
+        """What keeps the target from being the source's copy, as the user reads it."""
+        found = []
+        if self.dead_letters:
+            found.append(f"finished with {self.dead_letters:,} rejected: the dead-letter file "
+                         f"{self.dead_letter_file} lists them (one JSON line each: _id, code, "
+                         "reason, and index/key for a unique-index clash); fix the cause and "
+                         "run the same command with --retry-rejected")
+        if self.kept_total:
+            found.append(f"{self.kept_total:,} target documents differ from the source and were "
+                         f"kept (--keep-existing); their _ids are in {self.kept_ids_file}")
+        return found

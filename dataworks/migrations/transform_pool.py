@@ -41,6 +41,8 @@ from dataworks.migrations.transform_worker import (
 from dataworks.monitoring.metrics import RunMetrics
 from dataworks.plugins import PluginRef
 
+# The transformed documents of a batch and the source `_id` each came from.
+Transformed = tuple[list[RawBSONDocument], list[Any]]
 DEPTH = 2  # batches per worker process: one being transformed, one waiting its turn
 
 
@@ -58,7 +60,7 @@ class TransformPool:
         self.processes = processes
         self.metrics = metrics
         self._slots = asyncio.Semaphore(processes * DEPTH)
-        self._pending: set[asyncio.Task[list[RawBSONDocument]]] = set()
+        self._pending: set[asyncio.Task[Transformed]] = set()
         context = multiprocessing.get_context("spawn")
         self._barrier = context.Barrier(processes)
         self._executor = ProcessPoolExecutor(
@@ -79,9 +81,9 @@ class TransformPool:
         plan = WorkerPlan(ref, source, source.namespace, target_namespace, batch_size)
         return cls(plan, processes, metrics)
 
-    async def submit(self, docs: list[RawBSONDocument]) -> Awaitable[list[RawBSONDocument]]:
+    async def submit(self, docs: list[RawBSONDocument]) -> Awaitable[Transformed]:
         """Start transforming a batch (waits while the pool is full); await the result for
-        the transformed documents, ready for `insert_many`."""
+        the transformed documents, ready for `insert_many`, and the source `_id` of each."""
         await self._slots.acquire()
         try:
             blob = b"".join(d.raw for d in docs)
@@ -103,7 +105,7 @@ class TransformPool:
                                       for _ in range(self.processes)))
         return set(pids)
 
-    async def _collect(self, future: asyncio.Future[TransformedBatch]) -> list[RawBSONDocument]:
+    async def _collect(self, future: asyncio.Future[TransformedBatch]) -> Transformed:
         try:
             result = await future
         except BrokenProcessPool as exc:
@@ -116,7 +118,7 @@ class TransformPool:
             self._slots.release()
         self.metrics.transformed += result.transformed
         self.metrics.dropped += result.dropped
-        return bson.decode_all(result.blob, RAW_CODEC)
+        return bson.decode_all(result.blob, RAW_CODEC), result.origins
 
     async def close(self) -> None:
         for task in self._pending:

@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import bson
@@ -45,6 +45,7 @@ class TransformedBatch:
     count: int
     transformed: int  # source documents the transform returned something for
     dropped: int  # source documents it returned None for
+    origins: list[Any] = field(default_factory=list)  # source `_id` of each output document
 
 
 @dataclass
@@ -88,11 +89,12 @@ class _Worker:
     def run(self, blob: bytes) -> TransformedBatch:
         counts = _Counts()
         docs = bson.decode_all(blob)  # dicts, as the in-process path gives `transform`
+        origins: list[Any] = []
         out = self.loop.run_until_complete(
-            apply_transform(self.transform, docs, counts))  # type: ignore[arg-type]
+            apply_transform(self.transform, docs, counts, origins))  # type: ignore[arg-type]
         encoded = encode_transformed(out)
         return TransformedBatch(b"".join(d.raw for d in encoded), len(encoded),
-                                counts.transformed, counts.dropped)
+                                counts.transformed, counts.dropped, origins)
 
 
 _plan: WorkerPlan | None = None

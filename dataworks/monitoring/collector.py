@@ -29,7 +29,8 @@ from dataworks.monitoring.performance import PerformanceMonitor
 
 log = logging.getLogger("dataworks.metrics")
 
-TOTALS = ("read", "written", "already_present", "transformed", "dropped", "rejected",
+TOTALS = ("read", "written", "already_present", "replaced", "kept_different", "transformed",
+          "dropped", "rejected",
           "errors", "retries", "throttled", "batches", "bytes_written", "request_units",
           "resumed_from")
 
@@ -38,7 +39,7 @@ TOTALS = ("read", "written", "already_present", "transformed", "dropped", "rejec
 class _Point:
     at: float
     done: int
-    processed: int  # written + already_present
+    processed: int  # written + already_present + replaced + kept_different
     bytes: int
     request_units: float
     failures: int  # errors + rejected
@@ -93,7 +94,9 @@ class MetricsCollector:
         """Take one time-series sample now (also evaluates alerts and logs events)."""
         m = self.metrics
         now = self.clock()
-        point = _Point(now, m.done, m.written + m.already_present, m.bytes_written,
+        point = _Point(now, m.done,
+                       m.written + m.already_present + m.replaced + m.kept_different,
+                       m.bytes_written,
                        m.request_units, m.errors + m.rejected, m.throttled)
         self._window.append(point)
         while len(self._window) > 2 and now - self._window[1].at >= self.window_s:

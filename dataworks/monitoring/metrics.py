@@ -30,7 +30,9 @@ class RunMetrics:
     total: int | None = None  # expected documents, when known
     read: int = 0
     written: int = 0  # acknowledged by the target (or sent, when unacknowledged)
-    already_present: int = 0  # duplicate key on insert: written by an earlier attempt
+    already_present: int = 0  # duplicate key on insert, the same bytes on the target
+    replaced: int = 0  # duplicate `_id`, a different document: replaced by the new version
+    kept_different: int = 0  # ... kept as it was (--keep-existing)
     transformed: int = 0
     dropped: int = 0  # the strategy returned None
     rejected: int = 0  # dead-lettered
@@ -72,7 +74,8 @@ class RunMetrics:
     @property
     def done(self) -> int:
         """Documents accounted for, including earlier runs of a resumed job."""
-        return self.resumed_from + self.written + self.already_present + self.dropped + self.rejected
+        return (self.resumed_from + self.written + self.already_present + self.replaced
+                + self.kept_different + self.dropped + self.rejected)
 
     @property
     def elapsed(self) -> float:
@@ -80,7 +83,8 @@ class RunMetrics:
 
     def docs_per_second(self) -> float:
         elapsed = self.elapsed
-        return (self.written + self.already_present) / elapsed if elapsed > 0 else 0.0
+        handled = self.written + self.already_present + self.replaced + self.kept_different
+        return handled / elapsed if elapsed > 0 else 0.0
 
     def mb_per_second(self) -> float:
         elapsed = self.elapsed

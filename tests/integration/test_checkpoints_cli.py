@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from typer.testing import CliRunner
 
 from dataworks import commands
+from dataworks.errors import UserError
 from dataworks.cli import app
 from tests.integration.test_migrate import settings_for
 from tests.migration_helpers import load
@@ -33,8 +35,11 @@ def test_list_show_delete_target_checkpoints(source_uri, target_uri, unique_db_n
     deleted = runner.invoke(app, ["checkpoints", "delete", report.run_id,
                                   "--target-uri", target_uri])
     assert deleted.exit_code == 0
-    again = asyncio.run(commands.migrate(settings, run_dir=tmp_path, verify="none"))
-    assert again.status == "completed"  # state gone: ran again, every document already present
+    # State gone: the target's 300 documents are no longer known as this run's copy.
+    with pytest.raises(UserError, match="already holds 300 documents and no checkpoint"):
+        asyncio.run(commands.migrate(settings, run_dir=tmp_path, verify="none"))
+    again = asyncio.run(commands.migrate(settings, run_dir=tmp_path, verify="none", merge=True))
+    assert again.status == "completed"  # merged: every document found already present
     assert again.already_present == 300 and again.written == 0
 
     missing = runner.invoke(app, ["checkpoints", "delete", "no-such-run", "--target-uri",

@@ -188,7 +188,7 @@ def test_cli_exits_1_when_verification_finds_a_difference(source_uri, target_uri
         [sys.executable, "-m", "dataworks", "migrate", "--source-uri", source_uri,
          "--source-db", src, "--source-collection", "orders", "--target-uri", target_uri,
          "--target-db", unique_db_name, "--target-collection", "orders", "--verify", "hash",
-         "--checkpoint-store", f"file:{tmp_path / 'c.json'}"],
+         "--merge", "--checkpoint-store", f"file:{tmp_path / 'c.json'}"],
         capture_output=True, text=True, cwd=tmp_path, timeout=300,
     )
     assert result.returncode == 1, result.stderr

@@ -395,8 +395,8 @@ def test_sigkill_mid_database_run_then_same_command(source_uri, target_uri, tmp_
 
 def test_a_collection_that_differs_fails_the_run(source_uri, target_uri, unique_db_name,
                                                  tmp_path):
-    """One collection's target already holds a different version of a document: the copy
-    counts it as already present, hash verification finds it, the run exits 1."""
+    """One collection's target already holds a different version of a document, merged into
+    and kept (--keep-existing): hash verification finds it, the run exits 1."""
     src, dst = f"{unique_db_name}_src", unique_db_name
     load(source_uri, src, "fine", shapes(100, "str"))
     load(source_uri, src, "clash", shapes(100, "str"))
@@ -405,19 +405,19 @@ def test_a_collection_that_differs_fails_the_run(source_uri, target_uri, unique_
     report_file = tmp_path / "report.json"
     done = dataworks("migrate", "--profile", "dev", "--source-uri", source_uri,
                      "--source-db", src, "--target-uri", target_uri, "--target-db", dst,
-                     "--verify", "hash", "--report", str(report_file), cwd=tmp_path)
+                     "--verify", "hash", "--merge", "--keep-existing",
+                     "--report", str(report_file), cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"1 of 2 collections are not right: {src}.clash (differs)" in done.stderr
     assert "hash: DIFFERENT" in done.stdout
     rows = {r["source"]: r for r in json.loads(report_file.read_text())["collections"]}
     assert rows[f"{src}.fine"]["ok"] is True
     clash = rows[f"{src}.clash"]
-    # (mongo-java-server's insert reply counts the duplicate as inserted too, so `migrated`
-    # is only asserted where the server answers like MongoDB.)
-    assert clash["ok"] is False and clash["already_present"] == 1
-    if is_ferretdb(target_uri):
-        assert clash["migrated"] == 99
+    # (not "already present": the target's version differs, and was kept)
+    assert clash["ok"] is False and clash["already_present"] == 0
+    assert clash["migrated"] == 99  # whatever count the insert reply gives
     assert clash["verification"]["changed_count"] == 1
+    assert "target documents differ from the source and were kept" in done.stdout
 
 
 def test_sigint_stops_every_collection_and_prints_the_table(source_uri, target_uri,
@@ -563,7 +563,10 @@ def test_checkpoints_delete_of_a_database_run_deletes_its_collections(
     assert deleted.returncode == 0, deleted.stderr
     assert f"deleted checkpoint of run {run_id} and of its 2 collections" in deleted.stdout
     assert list((tmp_path / "ckpt").glob("*.json")) == []
-    again = dataworks(*args, cwd=tmp_path)  # starts over: everything already present
+    refused = dataworks(*args, cwd=tmp_path)  # the targets are no longer known as its copy
+    assert refused.returncode == 1, refused.stderr
+    assert "already holds" in refused.stdout + refused.stderr
+    again = dataworks(*args, "--merge", cwd=tmp_path)  # merged: everything already present
     assert again.returncode == 0, again.stderr
     rows = json.loads((tmp_path / "report.json").read_text())["collections"]
     assert {r["status"] for r in rows} == {"completed"}
