@@ -254,8 +254,9 @@ class MigrationEngine:
         if state is not None and opts.retry_rejected:
             await self._retry_rejected(source, target, strategy, query, projection,
                                        dead_letter, report)
-            if phase == DONE and not opts.repair:
+            if phase != COPY:  # no copy follows to count into the report
                 self._fill_report(report, dead_letter, kept_ids)
+            if phase == DONE and not opts.repair:
                 report.source_count = state.get("source_count")
                 report.target_count = await with_retries(
                     lambda: fast_count(target), opts.retry, what="counting the target")
@@ -293,6 +294,7 @@ class MigrationEngine:
         # Counted after the finishing phases: a repair may have added or deleted documents.
         report.target_count = await with_retries(lambda: fast_count(target), opts.retry,
                                                  what="counting the target")
+        _note_leftovers(report, dead_letter, kept_ids)  # rejected or kept in any run so far
         await strategy.on_finish(report)
         event(log, "run_finished", report.closing_line(), run_id=run_id,
               **{k: v for k, v in report.to_dict().items() if isinstance(v, int | float)})
