@@ -33,7 +33,7 @@ from dataworks.core.errors import (
     server_words,
     split_bulk_error,
 )
-from dataworks.core.retry import RetryPolicy
+from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.core.throttle import AdaptiveLimiter, Unlimited
 from dataworks.migrations.conflicts import Clash, ConflictClassifier, described_clash
 from dataworks.monitoring.metrics import RunMetrics
@@ -118,7 +118,10 @@ class BatchWriter:
 
     async def _resolve(self, documents: list[Any], origins: list[Any] | None,
                        duplicates: dict[int, dict[str, Any]], outcome: WriteOutcome) -> None:
-        found = await self.classifier.classify(documents, duplicates)
+        # Only reads: a connection cut while reading the conflicts back is retried like one
+        # during the insert.
+        found = await with_retries(lambda: self.classifier.classify(documents, duplicates),
+                                   self.policy, what="reading conflicting documents back")
         outcome.already_present += len(found.same)
         for clash in found.clashes:
             self._reject_clash(documents, origins, clash, outcome)
