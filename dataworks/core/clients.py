@@ -183,10 +183,12 @@ class ReadOnlyCollection:
                 raise PermissionError("the source is read-only: $out and $merge are refused")
         return ReadOnlyCursor(await self.__collection.aggregate(list(pipeline), **kwargs))
 
-    async def watch(self, pipeline: Sequence[Mapping[str, Any]] | None = None,
-                    **kwargs: Any) -> Any:
-        """A change stream on the collection (a read: live migration follows it)."""
-        return await self.__collection.watch(list(pipeline or []), **kwargs)
+    async def change_stream(self, pipeline: Sequence[Mapping[str, Any]] | None = None,
+                            **kwargs: Any) -> ReadOnlyChangeStream:
+        """A change stream on the collection (a read: live migration follows it), wrapped
+        like cursors: the driver's stream keeps a path back to the writable collection."""
+        return ReadOnlyChangeStream(
+            await self.__collection.watch(list(pipeline or []), **kwargs))
 
     async def explain_find(self, query: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
         command: dict[str, Any] = {"find": self.name, "filter": dict(query)}
@@ -249,6 +251,19 @@ class ReadOnlyCursor:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.__cursor.close()
+
+
+class ReadOnlyChangeStream(ReadOnlyCursor):
+    """A source change stream: the cursor's read-only wrapping, plus the operation time it
+    started at (where a server gives no resume token until the first event)."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.__stream = stream
+
+    @property
+    def start_at_operation_time(self) -> Any:
+        return getattr(self.__stream, "_start_at_operation_time", None)
 
 
 class RawDocumentBatches:

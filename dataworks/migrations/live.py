@@ -190,7 +190,7 @@ class LiveMigration:
                                     what="opening the source's change stream")
         try:
             token = stream.resume_token
-            at = getattr(stream, "_start_at_operation_time", None)
+            at = stream.start_at_operation_time
         finally:
             await stream.close()
         if token is not None:
@@ -214,9 +214,10 @@ class LiveMigration:
         elif "operation_time" in resume:
             kwargs["start_at_operation_time"] = resume["operation_time"]
         pipeline = COSMOS_PIPELINE if self.cosmos else []
-        return await source.raw.watch(pipeline, full_document="updateLookup",
-                                      batch_size=self.options.batch_size,
-                                      max_await_time_ms=self.live.max_await_ms, **kwargs)
+        return await source.raw.change_stream(pipeline, full_document="updateLookup",
+                                              batch_size=self.options.batch_size,
+                                              max_await_time_ms=self.live.max_await_ms,
+                                              **kwargs)
 
     # -- 2. the copy ----------------------------------------------------------------------
 

@@ -264,22 +264,16 @@ def summary_number(out: str, label: str) -> int:
     return int(match.group(1).replace(",", ""))
 
 
-def reading_strategy(reading: str, tmp_path: Path) -> str | None:
-    if reading == "natural":
-        return None
-    (tmp_path / "ranges.py").write_text(RANGES_STRATEGY)
-    return f"{tmp_path / 'ranges.py'}:Ranges"
-
-
 @pytest.mark.parametrize(("store_kind", "reading"), [
     ("file", "natural"), ("target", "natural"), ("file", "id_ranges"), ("target", "id_ranges"),
 ])
 def test_a_resumed_run_sends_only_what_is_left(store_kind, reading, resume_source, source_uri,
-                                               target_uri, unique_db_name, tmp_path):
+                                               target_uri, unique_db_name, test_server,
+                                               tmp_path):
     """SIGKILL at about half; the next run must start from the checkpoint, not from zero:
     it sends at most the remaining documents plus what may have been in flight."""
     store = f"file:{tmp_path / 'ckpt.json'}" if store_kind == "file" else "target"
-    strategy = reading_strategy(reading, tmp_path)
+    strategy = reading_strategy(reading, test_server, tmp_path)
     proc = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
                          tmp_path, strategy)
     assert wait_then_kill(

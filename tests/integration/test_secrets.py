@@ -261,7 +261,8 @@ async def test_source_collection_exposes_no_write_path(source_uri, unique_db_nam
         assert members <= {"raw", "find", "find_raw_batches", "find_raw_documents", "find_one",
                            "count_documents",
                            "estimated_document_count", "aggregate", "explain_find",
-                           "list_indexes", "exists", "fast_count", "collection_stats"}, members
+                           "list_indexes", "exists", "fast_count", "collection_stats",
+                           "change_stream"}, members
     finally:
         await client.close()
 
