@@ -53,6 +53,8 @@ class RunMetrics:
     peak_rss_bytes: int = 0
     # request units by "side:command" (e.g. "target:insert"), filled by monitoring.ru
     request_units_by: dict[str, float] = field(default_factory=dict)
+    # sides whose server answered that it reports no charges: said once per run, not per meter
+    request_units_unsupported: set[str] = field(default_factory=set)
     # --live after the copy: phase, events_applied, events_per_s, lag_s (seconds behind)
     live: dict[str, Any] = field(default_factory=dict)
     batch_latencies: deque[float] = field(

@@ -138,7 +138,10 @@ class RequestUnitMeter:
             reply = await database.command(STATS_COMMAND)
         except OperationFailure as exc:
             if exc.code == COMMAND_NOT_FOUND or "no such" in str(exc).lower():
-                if self.supported:  # concurrent slots may all learn it at once: say it once
+                # concurrent slots, and the verification's own meter, may all learn it: say
+                # it once per side and run
+                if self.side not in self.metrics.request_units_unsupported:
+                    self.metrics.request_units_unsupported.add(self.side)
                     log.warning("%s: the server does not report request charges "
                                 "(%s unsupported); RU are not counted", self.side,
                                 STATS_COMMAND)
