@@ -181,7 +181,7 @@ def test_live_sigkill_during_copy_and_replay_resumes_exactly(live_pair, unique_d
                                                              tmp_path):
     source_uri, target_uri = live_pair
     db = unique_db_name
-    seed(source_uri, db, 6_000)
+    seed(source_uri, db, 60_000)  # a copy long enough to be caught part-way
     writer = None
     first = start_live(source_uri, target_uri, db, tmp_path)
     try:
@@ -190,7 +190,7 @@ def test_live_sigkill_during_copy_and_replay_resumes_exactly(live_pair, unique_d
 
         def copy_in_progress() -> bool:
             state = checkpoint(target_uri, db)
-            return bool(state and state.get("done_count") and not state.get("finished"))
+            return bool(state and state.get("done_count") and state.get("phase", "copy") == "copy")
 
         wait_for(copy_in_progress, "a copy checkpoint")
         first.send_signal(signal.SIGKILL)
