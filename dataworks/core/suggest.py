@@ -25,11 +25,13 @@ async def missing_collection(client: Any, endpoint: Endpoint, *, side: str,
     database (when the database is missing) or collection (when only the collection is)."""
     what = f"{side} collection {endpoint.namespace} does not exist"
     databases = [d for d in await client.list_database_names() if d not in _HIDDEN_DBS]
-    if endpoint.db not in databases:
-        near = closest(endpoint.db, databases)
+    names = await client[endpoint.db].list_collection_names() if endpoint.db in databases else []
+    # A database without collections does not exist for MongoDB; some servers (mongo-java-server)
+    # list one that was merely read from, as this run's own count just did.
+    if not names:
+        near = closest(endpoint.db, [d for d in databases if d != endpoint.db])
         why = f"no database {endpoint.db}" + (f"; did you mean {near}?" if near else "")
     else:
-        names = await client[endpoint.db].list_collection_names()
         near = closest(endpoint.collection, [n for n in names if not n.startswith("system.")])
         why = f"did you mean {near}?" if near else f"{endpoint.db} has no such collection"
     return UserError(f"{what} ({why})", hint=hint)

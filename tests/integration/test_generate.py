@@ -161,21 +161,35 @@ async def test_other_documents_are_refused_until_drop_target(mongo_uri, mongo_cl
 
 async def test_two_ctrl_c_stop_at_once_with_one_line(mongo_uri, mongo_client, unique_db_name,
                                                      tmp_path):
-    """The second Ctrl-C does not wait for the checkpoint: one line says what that means."""
-    env = {**os.environ, "GEN_DB_CONNECTION_STRING": mongo_uri, "GEN_DB_NAME": unique_db_name,
-           "GEN_DB_COLLECTION": "twice"}
-    args = [sys.executable, "-m", "dataworks", "generate", "--source", VOLVO, "--total",
-            "200000", "--batch-size", "200", "--generation-workers", "1", "-q"]
-    proc = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while (await mongo_client[unique_db_name].command("collStats", "twice"))["count"] < 400:
-        assert proc.poll() is None and time.monotonic() < deadline
-        await asyncio.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    await asyncio.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    """The second Ctrl-C does not wait for the checkpoint: one line says what that means.
+    Deterministic: the target is reached through a proxy that turns into a 60 s-per-chunk
+    link after the first press, so the graceful stop is still saving when the second comes."""
+    from urllib.parse import urlparse
+
+    from dataworks.testing.proxy import FaultProxy
+
+    with FaultProxy(int(urlparse(mongo_uri).port or 27017)) as link:
+        env = {**os.environ, "GEN_DB_CONNECTION_STRING": link.uri,
+               "GEN_DB_NAME": unique_db_name, "GEN_DB_COLLECTION": "twice"}
+        args = [sys.executable, "-m", "dataworks", "generate", "--source", VOLVO, "--total",
+                "200000", "--batch-size", "200", "--generation-workers", "1", "-q"]
+        proc = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while (await mongo_client[unique_db_name].command("collStats", "twice"))["count"] < 400:
+            assert proc.poll() is None and time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        link.delay(60)
+        proc.send_signal(signal.SIGINT)
+        seen = []
+        for line in proc.stderr:  # the first press is acknowledged before the second
+            seen.append(line)
+            if "press again" in line:
+                break
+        assert proc.poll() is None, "".join(seen)
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=60)
+    stderr = "".join(seen) + rest
     assert proc.returncode == 130, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
     stopped = [line for line in lines if "stopped at once" in line]
