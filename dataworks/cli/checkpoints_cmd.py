@@ -79,8 +79,10 @@ def list_runs(store: StoreOption = "target", target_uri: TargetUriOption = None,
             if not str(run["run_id"]).startswith("throttle:")]  # RU budgets, not runs
     table = Table(title=f"checkpoints ({store})")
     table.add_column("run id", no_wrap=True)  # people copy it into `show`/`delete`
-    for column in ("source", "target", "strategy", "documents", "finished"):
+    for column in ("source", "target", "strategy"):
         table.add_column(column, overflow="fold")
+    for column in ("documents", "finished"):  # short; a folded "14 / 14" reads as two numbers
+        table.add_column(column, no_wrap=True)
     by_id = {str(run["run_id"]): run for run in runs}
     grouped = {c.get("run_id") for run in runs if run.get("kind") == DATABASE_RUN
                for c in run.get("collections", []) if isinstance(c, dict)}

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from bson import Int64, ObjectId
@@ -19,6 +20,7 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import OperationFailure
 
 from dataworks.migrations import collection_options as copts
+from dataworks.testing.proxy import FaultProxy
 from tests.migration_helpers import assert_identical, load, mixed_documents, raw_by_id
 
 TRANSFORM = """
@@ -350,47 +352,56 @@ def test_sigkill_mid_database_run_then_same_command(source_uri, target_uri, tmp_
         client["dataworks_meta"]["checkpoints"].delete_many(
             {"kind": "database", "collections.target": {"$regex": "^dw_kill_"}})
     args = ["migrate", "--profile", "dev", "--source-uri", source_uri, "--source-db", src,
-            "--target-uri", target_uri, "--target-db", dst, "--parallel-collections", "2",
+            "--target-db", dst, "--parallel-collections", "2",
             "--verify", "hash", "--report", str(tmp_path / "report.json")]
     env = {**os.environ, "MIG_BATCH_SIZE": "200", "FRAMEWORK_CHECKPOINT_INTERVAL": "200"}
-    proc = subprocess.Popen([sys.executable, "-m", "dataworks", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while True:
-        assert proc.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline, "no progress"
-        finished, partial = _progress(target_uri, dst)
-        if finished >= 3 and partial >= 1:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            break
-        time.sleep(0.05)
-    doc = _run_doc(target_uri)
-    assert doc is not None
-    finished_before = {c["source"] for c in doc["collections"] if c["status"] == "completed"}
-    not_started = {c["source"] for c in doc["collections"] if c["status"] == "not started"}
-    assert len(finished_before) >= 3 and not_started, doc["collections"]
+    # Both runs reach the target through a proxy (the target is part of the run's identity);
+    # it slows to a crawl once three collections are done, so the kill lands mid-copy however
+    # fast the servers are, and is quick again for the second run.
+    with FaultProxy(int(urlparse(target_uri).port or 27017)) as link:
+        args += ["--target-uri", link.uri]
+        proc = subprocess.Popen([sys.executable, "-m", "dataworks", *args], cwd=tmp_path,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        deadline = time.monotonic() + 300
+        while True:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no progress"
+            finished, partial = _progress(target_uri, dst)
+            if finished >= 3:
+                link.delay(0.05)
+            if finished >= 3 and partial >= 1:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                break
+            time.sleep(0.05)
+        link.delay(0)
+        doc = _run_doc(target_uri)
+        assert doc is not None
+        finished_before = {c["source"] for c in doc["collections"] if c["status"] == "completed"}
+        not_started = {c["source"] for c in doc["collections"] if c["status"] == "not started"}
+        assert len(finished_before) >= 3 and not_started, doc["collections"]
 
-    again = dataworks(*args, cwd=tmp_path, env=env)
-    assert again.returncode == 0, again.stdout + again.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
-    rows = {r["source"]: r for r in report["collections"]}
-    for i, n in enumerate(sizes):
-        name = f"c{i:02d}"
-        assert assert_identical((source_uri, src, name), (target_uri, dst, name)) == n
-        row = rows[f"{src}.{name}"]
-        assert row["verification"]["equal"] is True, row
-        if row["source"] in finished_before:  # not re-read; its verification is recorded
-            assert row["status"] == "already finished" and row["read"] == 0, row
-            assert row["verified_earlier"] is True
-        elif row["status"] == "already finished":
-            # Its data was in but the kill came before its verification: verified now.
-            assert row["read"] == 0 and row["verified_earlier"] is False, row
-        else:
-            assert row["status"] == "completed", row
-    resumed = [r for r in rows.values() if r["status"] == "completed" and r["resumed_from"]]
-    assert resumed, "a collection part-way at the kill should resume from its checkpoint"
-    assert all(r["read"] <= r["source_count"] - r["resumed_from"] for r in resumed)
+        again = dataworks(*args, cwd=tmp_path, env=env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        report = json.loads((tmp_path / "report.json").read_text())
+        rows = {r["source"]: r for r in report["collections"]}
+        for i, n in enumerate(sizes):
+            name = f"c{i:02d}"
+            assert assert_identical((source_uri, src, name), (target_uri, dst, name)) == n
+            row = rows[f"{src}.{name}"]
+            assert row["verification"]["equal"] is True, row
+            if row["source"] in finished_before:  # not re-read; its verification is recorded
+                assert row["status"] == "already finished" and row["read"] == 0, row
+                assert row["verified_earlier"] is True
+            elif row["status"] == "already finished":
+                # Its data was in but the kill came before its verification: verified now.
+                assert row["read"] == 0 and row["verified_earlier"] is False, row
+            else:
+                assert row["status"] == "completed", row
+        resumed = [r for r in rows.values() if r["status"] == "completed" and r["resumed_from"]]
+        assert resumed, "a collection part-way at the kill should resume from its checkpoint"
+        assert all(r["read"] <= r["source_count"] - r["resumed_from"] for r in resumed)
 
 
 def test_a_collection_that_differs_fails_the_run(source_uri, target_uri, unique_db_name,

@@ -274,16 +274,26 @@ def test_a_resumed_run_sends_only_what_is_left(store_kind, reading, resume_sourc
     it sends at most the remaining documents plus what may have been in flight."""
     store = f"file:{tmp_path / 'ckpt.json'}" if store_kind == "file" else "target"
     strategy = reading_strategy(reading, test_server, tmp_path)
-    proc = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
-                         tmp_path, strategy)
-    assert wait_then_kill(
-        proc, lambda: checkpointed(store, target_uri, unique_db_name) >= DOCS // 2,
-        timeout=900,  # range reads scan on FerretDB: slow on a busy machine
-    ), "the run ended before the kill"
+    # Through a proxy that slows down at a quarter, so that on a fast server the kill at a
+    # half lands mid-copy rather than after the run finished; both runs use it (identity).
+    with FaultProxy(int(urlparse(target_uri).port or 27017)) as link:
+        proc = start_migrate(source_uri, link.uri, resume_source, unique_db_name, store,
+                             tmp_path, strategy)
 
-    final = start_migrate(source_uri, target_uri, resume_source, unique_db_name, store,
-                          tmp_path, strategy)
-    out, err = final.communicate(timeout=600)
+        def half_done() -> bool:
+            done = checkpointed(store, target_uri, unique_db_name)
+            if done >= DOCS // 4:
+                link.delay(0.05)
+            return done >= DOCS // 2
+
+        assert wait_then_kill(
+            proc, half_done,
+            timeout=900,  # range reads scan on FerretDB: slow on a busy machine
+        ), "the run ended before the kill"
+        link.delay(0)
+        final = start_migrate(source_uri, link.uri, resume_source, unique_db_name, store,
+                              tmp_path, strategy)
+        out, err = final.communicate(timeout=600)
     assert final.returncode == 0, err
     resumed = summary_number(out, "resumed from")
     sent = summary_number(out, "written") + summary_number(out, "already present")

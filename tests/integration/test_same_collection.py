@@ -107,7 +107,8 @@ def test_two_accounts_with_the_same_namespace_never_share_a_run(source_uri, targ
                 [sys.executable, "-m", "dataworks", "migrate", "--source-uri",
                  standin.portal_uri(account), "--source-db", DB, "--source-collection", COLL,
                  "--target-uri", target_uri, "--target-db", unique_db_name,
-                 "--target-collection", COLL, "--checkpoint-store", "file:state"],
+                 "--target-collection", COLL, "--checkpoint-store", "file:state",
+                 "--merge"],  # the second copies into the first's output
                 cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
                 check=False)
             assert result.returncode == 0, result.stderr
