@@ -389,6 +389,7 @@ class MigrationEngine:
         partitions = [s.partition for s in watermarks.states.values()
                       if s.partition.group != LEGACY_GROUP]
         differences = differences_path(opts.run_dir, run_id)
+        found_before = phase == VERIFY and differences.exists()  # an earlier DIFFERENT
         mode = None
         if opts.repair:
             mode = "hash" if finishing.verify_mode in ("count", "none") else None
@@ -409,6 +410,12 @@ class MigrationEngine:
                 await counter.aclose()
                 report.request_units = self.metrics.request_units  # verification included
                 report.request_units_by = dict(self.metrics.request_units_by)
+        if result is None and found_before:
+            # Not verifying does not make earlier differences go away: stay in `verify`.
+            report.unproven_differences = True
+            report.differences_file = str(differences)
+            await self._save(store, run_id, base_state, watermarks, phase=VERIFY)
+            return
         record_differences(differences, result)
         if result is not None and not result.equal:
             report.differences_file = str(differences)

@@ -43,6 +43,9 @@ class MigrationReport:
     checkpoint_store: str = ""
     dead_letter_file: str | None = None
     differences_file: str | None = None  # the `_id`s a DIFFERENT verification found
+    # An earlier verification of this run found differences and this run did not verify
+    # (--verify none): nothing proves the target now.
+    unproven_differences: bool = False
     repair: dict[str, int] | None = None  # what --repair did (repair.RepairOutcome)
     # Documents in the dead-letter file at the end, from this run and the earlier runs of
     # this migration (`rejected` counts this run's only); not 0 = the target is incomplete.
@@ -78,6 +81,11 @@ class MigrationReport:
                          f"{self.dead_letter_file} lists them (one JSON line each: _id, code, "
                          "reason, and index/key for a unique-index clash); fix the cause and "
                          "run the same command with --retry-rejected")
+        if self.unproven_differences:
+            found.append(f"the last verification of this migration found differences (listed "
+                         f"in {self.differences_file}) and --verify none cannot prove them "
+                         "gone: run the same command with --verify hash (add --repair to "
+                         "re-copy them)")
         if self.kept_total:
             found.append(f"{self.kept_total:,} target documents differ from the source and were "
                          f"kept (--keep-existing); their _ids are in {self.kept_ids_file}")

@@ -66,6 +66,15 @@ def test_a_difference_fails_every_rerun_until_repaired(source_uri, target_uri, u
     assert json.loads(listed.read_text())["extra_ids"] == [{"stray": 1}]
     assert str(listed.relative_to(tmp_path)) in first.stderr.replace("\n", "")
 
+    # Not verifying does not prove the differences gone: exit 1, and the run stays in
+    # its verify phase (a --verify none rerun used to mark it done).
+    blind = [a if a != "hash" else "none" for a in migrate]
+    unproven = dataworks(*blind, cwd=tmp_path)
+    assert unproven.returncode == 1, unproven.stdout + unproven.stderr
+    assert "--verify none cannot prove them gone" in unproven.stderr.replace("\n", " ")
+    assert "nothing to do" not in dataworks(*blind, cwd=tmp_path).stdout
+    assert listed.exists()
+
     # The target is damaged after the run: three documents gone, two changed.
     with MongoClient(source_uri) as client:
         ids = [d["_id"] for d in client[src]["orders"].find({}, {"_id": 1}).limit(5)]
