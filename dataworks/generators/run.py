@@ -45,7 +45,7 @@ from dataworks.generators.worker import BatchPlan, BuiltBatch
 from dataworks.monitoring.logs import event
 from dataworks.monitoring.metrics import RunMetrics
 from dataworks.monitoring.progress import show_progress
-from dataworks.monitoring.ru import RequestUnitAccounting
+from dataworks.monitoring.ru import RequestUnitAccounting, detect_kind
 
 log = logging.getLogger("dataworks.generate")
 
@@ -172,6 +172,8 @@ async def generate(
     try:
         await check_reachable(client, endpoint, side="target",
                               setting="GEN_DB_CONNECTION_STRING (or --target-uri)")
+        if await detect_kind(target_kind, endpoint, client, side="target") == "cosmos":
+            ru.target = endpoint  # `auto` and the server answers as Cosmos DB
         store = _store(checkpoint_store, client)
         run_id = run_id_for(endpoint)
         collection = client[endpoint.db].get_collection(endpoint.collection,

@@ -44,6 +44,7 @@ from dataworks.migrations.database_report import CollectionOutcome, DatabaseRepo
 from dataworks.migrations.engine import MigrationEngine, MigrationOptions
 from dataworks.migrations.finishing import finish_indexes, verify_load
 from dataworks.migrations.identity import run_id_for
+from dataworks.monitoring.ru import detect_kind
 from dataworks.migrations.loading import load_strategy
 from dataworks.migrations.namespaces import (
     SYSTEM_DATABASES,
@@ -137,6 +138,10 @@ class DatabaseRun:
                                   setting=SOURCE_SETTING)
             await check_reachable(target_client, base.target, side="target",
                                   setting=TARGET_SETTING)
+            # decided once for every collection (`auto`: host name, else the server's replies)
+            base.source_kind = await detect_kind(base.source_kind, base.source, source_client)
+            base.target_kind = await detect_kind(base.target_kind, base.target, target_client,
+                                                 side="target")
             self.jobs = await self._plan(source_client)
             store = MigrationEngine(base)._checkpoint_store(target_client)
             report = DatabaseReport(

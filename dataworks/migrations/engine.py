@@ -77,7 +77,12 @@ from dataworks.migrations.watermarks import PartitionState, Watermarks
 from dataworks.migrations.writer import BatchWriter
 from dataworks.monitoring.logs import event
 from dataworks.monitoring.metrics import RunMetrics
-from dataworks.monitoring.ru import MeteredCounter, RequestUnitAccounting, resolve_kind
+from dataworks.monitoring.ru import (
+    MeteredCounter,
+    RequestUnitAccounting,
+    detect_kind,
+    resolve_kind,
+)
 from dataworks.monitoring.ru_budget import BudgetControl, control_key
 
 log = logging.getLogger("dataworks.migrate")
@@ -158,6 +163,10 @@ class MigrationEngine:
                               setting=SOURCE_SETTING)
         await check_reachable(target_client, opts.target, side="target",
                               setting=TARGET_SETTING)
+        # `auto`: by host name, else by the server's own replies (a loopback Cosmos DB too)
+        opts.source_kind = await detect_kind(opts.source_kind, opts.source, source_client)
+        opts.target_kind = await detect_kind(opts.target_kind, opts.target, target_client,
+                                             side="target")
         if not await with_retries(source.exists, opts.retry, what="finding the source",
                                   on_retry=self._source_retry):
             raise await missing_collection(
@@ -561,8 +570,9 @@ class MigrationEngine:
         if not ru.buckets:
             if self.options.ru_per_second is not None:
                 report.warnings.append(
-                    "--ru-per-second applies to Cosmos DB sides only (host *.cosmos.azure.com "
-                    "or --source-kind/--target-kind cosmos); no budget was applied")
+                    "--ru-per-second applies to Cosmos DB sides only (host *.cosmos.azure.com, "
+                    "a server that answers as Cosmos DB, or --source-kind/--target-kind "
+                    "cosmos); no budget was applied")
             yield
             return
         if self.options.ru_per_second is not None:

@@ -47,7 +47,7 @@ from dataworks.migrations.report import MigrationReport
 from dataworks.migrations.strategy import StrategyContext
 from dataworks.monitoring.logs import event
 from dataworks.monitoring.metrics import RunMetrics
-from dataworks.monitoring.ru import resolve_kind
+from dataworks.monitoring.ru import detect_kind, resolve_kind
 from dataworks.verify import verify
 
 log = logging.getLogger("dataworks.migrate.live")
@@ -123,6 +123,9 @@ class LiveMigration:
         opts = self.options
         source_client, target_client = connect(opts.source), connect(opts.target)
         try:
+            # `auto`: by host name, else by the server's own replies (COSMOS.md §7)
+            opts.source_kind = await detect_kind(opts.source_kind, opts.source, source_client)
+            self.cosmos = opts.source_kind == "cosmos"
             source = ReadOnlyCollection(source_client[opts.source.db][opts.source.collection])
             target = target_client[opts.target.db][opts.target.collection]
             store = _store(opts.checkpoint_store, target_client)

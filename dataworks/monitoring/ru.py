@@ -90,11 +90,52 @@ def is_cosmos_uri(uri: str) -> bool:
 
 
 def resolve_kind(kind: str, uri: str) -> Literal["cosmos", "mongodb"]:
+    """The kind from the flag, else from the host name alone (see `detect_kind` for the
+    server's own markers)."""
     if kind == "auto":
         return "cosmos" if is_cosmos_uri(uri) else "mongodb"
     if kind in ("cosmos", "mongodb"):
         return kind  # type: ignore[return-value]
     raise ValueError(f"unknown server kind {kind!r} (cosmos, mongodb or auto)")
+
+
+async def cosmos_marker(client: Any) -> str | None:
+    """Which of Cosmos DB's own markers the server shows (COSMOS.md §2, §7), or None.
+
+    Cosmos DB (RU) tags its replies with `_t`: `hello`/`isMaster` answers
+    `"_t": "IsMasterResponse"`, and `getLastRequestStatistics` (a command no MongoDB or
+    FerretDB has) answers `"_t": "GetRequestStatisticsResponse"` with a `RequestCharge`.
+    Only these documented markers count: `setName: "globaldb"` alone is any replica set's
+    name, and a `hello.msg` naming Cosmos is unconfirmed."""
+    try:
+        hello = await client.admin.command("hello")
+    except PyMongoError as exc:
+        log.debug("hello failed while detecting the server kind: %s", exc)
+        return None
+    if hello.get("_t") == "IsMasterResponse":
+        return 'hello answers _t: "IsMasterResponse"'
+    try:
+        stats = await client.admin.command(STATS_COMMAND)
+    except PyMongoError:
+        return None  # MongoDB and FerretDB: no such command
+    if stats.get("_t") == "GetRequestStatisticsResponse" or "RequestCharge" in stats:
+        return f"{STATS_COMMAND} answers with a request charge"
+    return None
+
+
+async def detect_kind(kind: str, endpoint: Endpoint, client: Any,
+                      side: str = "source") -> Literal["cosmos", "mongodb"]:
+    """`--source-kind`/`--target-kind` when given; with `auto`, Cosmos DB by host name
+    (`*.cosmos.azure.com`) or else by the server's own replies (`cosmos_marker`), so a
+    Cosmos DB behind another name (a private endpoint, a tunnel, the test stand-in) is
+    metered too."""
+    if kind != "auto" or is_cosmos_uri(endpoint.uri):
+        return resolve_kind(kind, endpoint.uri)
+    marker = await cosmos_marker(client)
+    if marker is None:
+        return "mongodb"
+    log.info("%s is Cosmos DB (%s)", side, marker)
+    return "cosmos"
 
 
 class RequestUnitMeter:

@@ -49,6 +49,9 @@ handshake), so it can meter, refuse, shorten or rewrite each request. Behaviour:
   `operationType` filter); a throttled `getMore` on a change stream returns an empty page.
   `change_history_lost = True` refuses every change stream that resumes with MongoDB's
   error 286 (ChangeStreamHistoryLost), as for a resume point that expired.
+- **`throttle_sample = True`** (a test switch): every `aggregate` with a `$sample` stage gets
+  16500 whatever the budget, as on an account where sampling a large collection never fits
+  the provisioned rate; other requests follow the budget as usual.
 
 From a shell (benchmarks, manual runs): `python -m dataworks.testing.cosmos --upstream URI
 --ru-per-s 2000` prints the portal URI, serves until SIGINT/SIGTERM, then prints the
@@ -191,6 +194,8 @@ class CosmosStandIn:
     # A test switch: a change stream that resumes (resumeAfter, startAfter,
     # startAtOperationTime) is refused as MongoDB refuses one whose history expired.
     change_history_lost: bool = False
+    # A test switch: every `$sample` aggregate is answered 16500, budget or not.
+    throttle_sample: bool = False
     counters: CosmosCounters = field(default_factory=CosmosCounters)
     _budget: RequestUnitBudget = field(default_factory=RequestUnitBudget)
     _connections: set[Any] = field(default_factory=set)
@@ -500,6 +505,8 @@ class CosmosStandIn:
                 CURSOR_NOT_FOUND, f"cursor id {body.get(name)} not found", "CursorNotFound"))
         if key == "insert" and not self.server_side_retry:
             return await self._insert(conn, frame, msg, name)
+        if self.throttle_sample and key == "aggregate" and _has_sample(body):
+            return self._answer(frame, self._throttle(conn, name))
         refusal = await self._admit(conn, name)
         if refusal is not None:
             return self._answer(frame, refusal)
@@ -655,6 +662,11 @@ def _statements(msg: OpMsg, field_name: str) -> list[bytes]:
     if field_name in msg.sequences:
         return msg.sequences[field_name]
     return [bson.encode(doc) for doc in msg.body.get(field_name, [])]
+
+
+def _has_sample(body: Mapping[str, Any]) -> bool:
+    return any(isinstance(stage, Mapping) and "$sample" in stage
+               for stage in body.get("pipeline") or [])
 
 
 def _is_change_stream(body: Mapping[str, Any]) -> bool:

@@ -271,7 +271,7 @@ def test_migrate_from_portal_connection_string_sums_request_units_into_the_repor
     load(source_uri, src, "orders", mixed_documents(2000, seed=5))
     env = migrate_env(cosmos_source.portal_uri("acct"), target_uri, src, unique_db_name)
     metrics_file = tmp_path / "metrics.json"
-    result = cli(["migrate", "--batch-size", "400", "--source-kind", "cosmos",
+    result = cli(["migrate", "--batch-size", "400",
                   "--checkpoint-store", f"file:{tmp_path / 'ckpt'}",
                   "--metrics-file", str(metrics_file)], env, tmp_path)
     assert result.returncode == 0, result.stderr
