@@ -12,7 +12,7 @@ with backoff for its budget (`SAMPLE_RETRY_S`, 60 s; `--sample-retry-s`), then b
 from `_id` probes. It reports its peak RSS (`ru_maxrss`) before and after planning.
 
 Issue 15's goal: under 300 MB at 1,000,000 documents (the old fallback kept every `_id` of
-each type group in a Python list).
+each type group in a Python list; `--old-fallback` plans with it, to compare).
 """
 
 from __future__ import annotations
@@ -37,7 +37,24 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KB
 
 
-async def _plan(uri: str, cursors: int, sample_retry_s: float) -> dict[str, Any]:
+async def _scan_every_id(self: Any, count: int) -> dict[str, list[Any]]:
+    """The fallback before issue 15 (commit 6130d46), for comparison only: each type
+    group's `_id`s read into a list, sorted, then thinned."""
+    from dataworks.migrations.partitioning import RANGE_GROUPS, SAMPLE_PER_PARTITION
+
+    grouped: dict[str, list[Any]] = {}
+    for group in RANGE_GROUPS:
+        cursor = self.source.find({"_id": {"$type": group}}, {"_id": 1}, sort=[("_id", 1)],
+                                  batch_size=10_000)
+        group_ids = [doc["_id"] async for doc in cursor]
+        if group_ids:
+            step = max(1, len(group_ids) // (SAMPLE_PER_PARTITION * count))
+            grouped[group] = group_ids[::step]
+    return grouped
+
+
+async def _plan(uri: str, cursors: int, sample_retry_s: float,
+                old_fallback: bool = False) -> dict[str, Any]:
     from pymongo import AsyncMongoClient
 
     from dataworks.core.clients import ReadOnlyCollection
@@ -45,6 +62,8 @@ async def _plan(uri: str, cursors: int, sample_retry_s: float) -> dict[str, Any]
     from dataworks.migrations.partitioning import PartitionPlanner
 
     partitioning.SAMPLE_RETRY_S = sample_retry_s
+    if old_fallback:
+        PartitionPlanner._probe_boundaries = _scan_every_id  # type: ignore[method-assign]
     client: AsyncMongoClient = AsyncMongoClient(uri)
     retried: list[str] = []
     try:
@@ -69,8 +88,10 @@ def child(argv: list[str]) -> int:
     parser.add_argument("uri")
     parser.add_argument("--cursors", type=int, default=8)
     parser.add_argument("--sample-retry-s", type=float, default=60.0)
+    parser.add_argument("--old-fallback", action="store_true")
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(_plan(args.uri, args.cursors, args.sample_retry_s))))
+    print(json.dumps(asyncio.run(_plan(args.uri, args.cursors, args.sample_retry_s,
+                                       args.old_fallback))))
     return 0
 
 
@@ -100,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--cursors", type=int, default=8)
     parser.add_argument("--sample-retry-s", type=float, default=60.0)
+    parser.add_argument("--old-fallback", action="store_true",
+                        help="plan with the fallback before issue 15 (every _id in a list), "
+                        "to compare")
     args = parser.parse_args(argv)
 
     from dataworks.testing.cosmos import CosmosStandIn
@@ -114,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                 done = subprocess.run(
                     [sys.executable, "-m", "bench.plan_throttled_sample", "--child",
                      standin.portal_uri(), "--cursors", str(args.cursors),
-                     "--sample-retry-s", str(args.sample_retry_s)],
+                     "--sample-retry-s", str(args.sample_retry_s),
+                     *(["--old-fallback"] if args.old_fallback else [])],
                     capture_output=True, text=True, check=False)
                 counters = standin.counters
         finally:
@@ -123,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(done.stderr[-3000:], file=sys.stderr)
         return 1
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    result.update(docs=args.docs, sample_throttled=counters.throttled_by_command,
+    result.update(docs=args.docs, old_fallback=args.old_fallback, sample_throttled=counters.throttled_by_command,
                   request_units=round(counters.request_units, 1),
                   goal_mb=GOAL_MB, under_goal=result["peak_rss_mb"] < GOAL_MB)
     print(json.dumps(result, indent=2))

@@ -24,7 +24,8 @@ class ServerKind(str, Enum):
 METRICS_FILE_HELP = ("Write a time series and a final summary here: JSON or CSV, chosen by "
                      "the extension (.json or .csv).")
 KIND_HELP = ("cosmos counts request units with getLastRequestStatistics; auto: cosmos when "
-             "the host ends in .cosmos.azure.com.")
+             "the host ends in .cosmos.azure.com or the server answers as Cosmos DB does "
+             "(hello _t: IsMasterResponse, getLastRequestStatistics).")
 
 MetricsFileOption = Annotated[
     Path | None, typer.Option("--metrics-file", help=METRICS_FILE_HELP, rich_help_panel=PANEL)
