@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import signal
 import time
 from collections.abc import Iterator
@@ -44,7 +45,6 @@ from dataworks.migrations.database_report import CollectionOutcome, DatabaseRepo
 from dataworks.migrations.engine import MigrationEngine, MigrationOptions
 from dataworks.migrations.finishing import finish_indexes, verify_load
 from dataworks.migrations.identity import run_id_for
-from dataworks.monitoring.ru import detect_kind
 from dataworks.migrations.loading import load_strategy
 from dataworks.migrations.namespaces import (
     SYSTEM_DATABASES,
@@ -57,6 +57,8 @@ from dataworks.migrations.strategy import StrategyContext
 from dataworks.migrations.strategy_map import StrategyMap
 from dataworks.monitoring.logs import event
 from dataworks.monitoring.metrics import RunMetrics
+from dataworks.monitoring.ru import detect_kind
+from dataworks.monitoring.ru_budget import BudgetControl, RequestUnitBucket, control_key
 
 log = logging.getLogger("dataworks.migrate")
 DATABASE_RUN = "database"  # `kind` of the run document
@@ -90,6 +92,11 @@ class DatabaseRun:
         self.jobs: list[CollectionJob] = []
         self.report: DatabaseReport | None = None  # set once planned
         self.limiter: AdaptiveLimiter | None = None  # the insert permits all collections share
+        # One RU budget per Cosmos DB side for the whole run (--ru-per-second, and
+        # `dataworks throttle RUN_ID` with this run's id): every collection draws on it.
+        self.ru_buckets: dict[str, RequestUnitBucket] = {
+            side: RequestUnitBucket(options.base.ru_per_second or math.inf)
+            for side in ("source", "target")}
         self._signals = 0
         self._store_lock = asyncio.Lock()
 
@@ -247,9 +254,10 @@ class DatabaseRun:
         refresher = asyncio.create_task(self._refresh_metrics_every(1.0))  # --metrics-file
         try:
             with self._signal_handlers():
-                async with asyncio.TaskGroup() as group:
-                    for job in copies:
-                        group.create_task(copy(job))
+                async with self._budget_control(store, report.run_id):
+                    async with asyncio.TaskGroup() as group:
+                        for job in copies:
+                            group.create_task(copy(job))
                 if not self.stop.is_set():
                     await self._views(target_client)
         finally:
@@ -278,7 +286,8 @@ class DatabaseRun:
     async def _copy_collection(self, job: CollectionJob, source_client: Any, target_client: Any,
                                limiter: AdaptiveLimiter, earlier: dict[str, Any] | None) -> None:
         assert job.options is not None
-        outcome, opts = job.outcome, replace(job.options, shared_limiter=limiter)
+        outcome, opts = job.outcome, replace(job.options, shared_limiter=limiter,
+                                             shared_ru_buckets=self.ru_buckets)
         t_db = target_client[opts.target.db]
         outcome.status = "running"
         try:
@@ -312,6 +321,34 @@ class DatabaseRun:
             outcome.error = str(exc)
             self._partial(job)
             log.error("%s failed: %s", job.pair.source, exc)
+
+    @contextlib.asynccontextmanager
+    async def _budget_control(self, store: CheckpointStore, run_id: str) -> Any:
+        """The run's RU budget: --ru-per-second written beside the database run's
+        document, and a poller that applies what `dataworks throttle RUN_ID` writes there to
+        the buckets every collection shares (a collection's own run id is not polled)."""
+        base = self.options.base
+        if "cosmos" not in (base.source_kind, base.target_kind):
+            yield
+            return
+        self.metrics.ru_budget = base.ru_per_second
+        if base.ru_per_second is not None:
+            with contextlib.suppress(Exception):  # a budget record never stops a migration
+                async with self._store_lock:
+                    await store.save(control_key(run_id), {
+                        "run_id": run_id, "ru_per_second": base.ru_per_second,
+                        "updated_at": time.time()})
+        cosmos_sides = [self.ru_buckets[side] for side, kind in
+                        (("source", base.source_kind), ("target", base.target_kind))
+                        if kind == "cosmos"]
+        control = BudgetControl(store, run_id, cosmos_sides, self.metrics)
+        done = asyncio.Event()
+        poller = asyncio.create_task(control.run(done))
+        try:
+            yield
+        finally:
+            done.set()
+            await poller
 
     def _partial(self, job: CollectionJob) -> None:
         m, outcome = job.metrics, job.outcome

@@ -83,7 +83,7 @@ from dataworks.monitoring.ru import (
     detect_kind,
     resolve_kind,
 )
-from dataworks.monitoring.ru_budget import BudgetControl, control_key
+from dataworks.monitoring.ru_budget import BudgetControl, RequestUnitBucket, control_key
 
 log = logging.getLogger("dataworks.migrate")
 SAVE_EVERY_S = 5.0
@@ -123,6 +123,9 @@ class MigrationOptions:
     transform_workers: int = 0  # processes that run `transform`; 0 = in this process
     # RU/s allowed on each Cosmos DB side (None: no budget until `dataworks throttle` sets one)
     ru_per_second: float | None = None
+    # A database run's RU buckets ("source", "target"), shared by its collections; the
+    # database run applies `dataworks throttle` to them (None: this run's own, polled here).
+    shared_ru_buckets: dict[str, RequestUnitBucket] | None = None
 
 
 class MigrationEngine:
@@ -351,7 +354,7 @@ class MigrationEngine:
                 async with RequestUnitAccounting(
                     self.metrics, source=opts.source, source_kind=opts.source_kind,
                     target=opts.target, target_kind=opts.target_kind,
-                    ru_per_second=opts.ru_per_second,
+                    ru_per_second=opts.ru_per_second, shared_buckets=opts.shared_ru_buckets,
                 ) as ru:
                     reads = ru.reads(source, opts.parallel_cursors)
                     writes = ru.writes(writes, opts.workers)
@@ -574,6 +577,9 @@ class MigrationEngine:
                     "a server that answers as Cosmos DB, or --source-kind/--target-kind "
                     "cosmos); no budget was applied")
             yield
+            return
+        if self.options.shared_ru_buckets is not None:
+            yield  # a database run's collection: the database run applies its budget
             return
         if self.options.ru_per_second is not None:
             with contextlib.suppress(DataWorksError, PyMongoError, OSError):

@@ -325,9 +325,13 @@ class RequestUnitAccounting:
 
     def __init__(self, metrics: RunMetrics, *, source: Endpoint | None = None,
                  source_kind: str = "auto", target: Endpoint | None = None,
-                 target_kind: str = "auto", ru_per_second: float | None = None) -> None:
+                 target_kind: str = "auto", ru_per_second: float | None = None,
+                 shared_buckets: Mapping[str, RequestUnitBucket] | None = None) -> None:
         self.metrics = metrics
         self.ru_per_second = ru_per_second
+        # A database run's budget: one bucket per side for all its collections (their
+        # owner applies `dataworks throttle`); None: this run's own buckets.
+        self.shared_buckets = shared_buckets
         self.buckets: list[RequestUnitBucket] = []
         self.source = source if source and resolve_kind(source_kind, source.uri) == "cosmos" \
             else None
@@ -344,7 +348,7 @@ class RequestUnitAccounting:
         if self.source is None:
             return source
         meter = self.meters["source"] = RequestUnitMeter(self.metrics, "source",
-                                                         self._bucket())
+                                                         self._bucket("source"))
         pool = _Slots.connect(self.source, slots)
         self._slots.append(pool)
         log.info("source is Cosmos DB: counting request units per read batch")
@@ -354,16 +358,20 @@ class RequestUnitAccounting:
         if self.target is None:
             return collection
         meter = self.meters["target"] = RequestUnitMeter(self.metrics, "target",
-                                                         self._bucket())
+                                                         self._bucket("target"))
         pool = _Slots.connect(self.target, slots)
         self._slots.append(pool)
         log.info("target is Cosmos DB: counting request units per insert")
         return MeteredTarget(collection, pool, meter)
 
-    def _bucket(self) -> RequestUnitBucket:
+    def _bucket(self, side: str) -> RequestUnitBucket:
         """One budget per Cosmos side, shared by all its readers or writers (unlimited until
-        a budget is given, on the command line or by `dataworks throttle`)."""
-        bucket = RequestUnitBucket(self.ru_per_second or math.inf)
+        a budget is given, on the command line or by `dataworks throttle`); in a database
+        run, shared by every collection too."""
+        if self.shared_buckets is not None:
+            bucket = self.shared_buckets[side]
+        else:
+            bucket = RequestUnitBucket(self.ru_per_second or math.inf)
         self.buckets.append(bucket)
         self.metrics.ru_budget = self.ru_per_second
         return bucket

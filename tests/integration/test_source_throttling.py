@@ -254,3 +254,77 @@ def test_count_verification_on_cosmos_counts_each_partition_and_reports_its_ru(
     assert verification["request_units"] and verification["request_units"] > 0
     assert counters.charged_by_command.get("aggregate", 0) >= verification["request_units"]
     assert "RU)" in result.stdout and "partitions" in result.stdout
+
+
+# -- the RU budget of a database run ----------------------------------------------------------
+
+
+def _rate(series: list[tuple[float, float]], start: float, end: float) -> float:
+    inside = [(t, ru) for t, ru in series if start <= t <= end]
+    (t0, ru0), (t1, ru1) = inside[0], inside[-1]
+    return (ru1 - ru0) / (t1 - t0)
+
+
+def test_a_database_run_shares_one_ru_budget_and_follows_dataworks_throttle(
+        java_uri, unique_db_name, tmp_path):
+    """The whole-database form, two collections copied at once from the stand-in (detected
+    by its replies, no --source-kind): `--ru-per-second 300` is the budget of the run, not of
+    each collection (the account bills about 300 RU/s, not 600), and `dataworks throttle`
+    with the database run's id lifts it for every collection within 10 s."""
+    for name in ("alpha", "beta"):  # 9,000 RU each at ~1 RU per KB: 60 s at 300 RU/s
+        load(java_uri, unique_db_name, name, [{"_id": i, "pad": KB} for i in range(9_000)])
+    store = tmp_path / "ckpt"
+    target_db = unique_db_name + "_t"
+    with CosmosStandIn.in_front_of(java_uri) as standin:
+        env = {**os.environ, "FRAMEWORK_PROFILE": "dev"}
+        common = ["--checkpoint-store", f"file:{store}"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dataworks", "migrate", "--source-uri", standin.portal_uri(),
+             "--source-db", unique_db_name, "--target-uri", java_uri, "--target-db", target_db,
+             "--parallel-collections", "2", "--ru-per-second", "300", "--batch-size", "50",
+             "--verify", "none", *common],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started, series, reading_from = time.monotonic(), [], None
+        changer = change_started = changed_at = None
+        getmores: list[tuple[float, dict]] = []
+        while proc.poll() is None:
+            now = time.monotonic() - started
+            series.append((now, standin.counters.request_units))
+            if reading_from is None and series[-1][1] > 50:
+                reading_from = now
+            runs = [json.loads(p.read_text()) for p in store.glob("*.json")] \
+                if store.exists() else []
+            db_run = next((r["run_id"] for r in runs if r.get("kind") == "database"), None)
+            if changer is None and reading_from is not None and now >= reading_from + 10 \
+                    and db_run is not None:
+                change_started = now
+                changer = subprocess.Popen(
+                    [sys.executable, "-m", "dataworks", "throttle", db_run, "--ru-per-second",
+                     "3000", *common], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True)
+            if changer is not None and changed_at is None and changer.poll() is not None:
+                out, err = changer.communicate()
+                assert changer.returncode == 0, err
+                assert "RU budget set to 3,000 RU/s" in out
+                changed_at = now
+            time.sleep(0.25)
+        out, err = proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+    assert changed_at is not None, "the run ended before the budget could be changed"
+    # one budget for the run: the change is logged once, not once per collection
+    assert err.count("RU budget changed: 300 -> 3,000 RU/s") == 1, err[-3000:]
+    # Two collections, one 300 RU/s budget (one per collection would bill about 600). The
+    # bucket is charged after each request, so it can run into debt by the batches in flight
+    # (4 cursors x ~50 RU) plus the second's worth it starts with: over 8 s, at most ~60 RU/s
+    # above the budget.
+    shared = _rate(series, reading_from + 2.0, change_started)
+    assert 0.5 * 300 <= shared <= 1.3 * 300, shared
+    # within 10 s of the command returning, the account bills far above the old budget
+    # (the first whole second after it, over 3x the old rate)
+    lifted = next((t for t, _ in series if t >= changed_at + 1.0
+                   and _rate(series, t - 1.0, t) > 3 * 300), None)
+    print(f"shared {shared:.0f} RU/s; lifted {lifted and lifted - changed_at:.1f} s after "
+          f"the change was stored ({changed_at - change_started:.1f} s to store it)")
+    assert lifted is not None and lifted - changed_at <= 10.0, (lifted, changed_at, shared)
+    for name in ("alpha", "beta"):
+        assert raw_by_id(java_uri, target_db, name) == raw_by_id(java_uri, unique_db_name, name)
