@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import sys
 from collections.abc import Awaitable
 from concurrent.futures import ProcessPoolExecutor
@@ -65,7 +66,7 @@ class TransformPool:
         self._barrier = context.Barrier(processes)
         self._executor = ProcessPoolExecutor(
             processes, mp_context=context, initializer=init_worker,
-            initargs=(plan, self._barrier),
+            initargs=(plan, self._barrier, os.getpid()),
         )
 
     @classmethod

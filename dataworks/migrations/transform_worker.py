@@ -102,7 +102,7 @@ _worker: _Worker | None = None
 _barrier: Any = None
 
 
-def init_worker(plan: WorkerPlan, barrier: Any = None) -> None:
+def init_worker(plan: WorkerPlan, barrier: Any = None, parent: int | None = None) -> None:
     """Process-pool initializer. Nothing here may fail: the strategy is loaded by the first
     batch, so a broken file or on_start becomes that batch's error, not a dead pool."""
     global _plan, _barrier
@@ -110,7 +110,9 @@ def init_worker(plan: WorkerPlan, barrier: Any = None) -> None:
     # Ctrl-C goes to the whole process group; the main process drains and saves, so the
     # workers must keep transforming until it shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_parent(os.getppid())
+    # The parent's pid comes from the parent: a worker still starting when the main process
+    # was killed would otherwise watch its new parent (init) and never leave.
+    _exit_with_parent(parent or os.getppid())
 
 
 def transform_batch(blob: bytes) -> TransformedBatch:
