@@ -162,7 +162,9 @@ async def test_migrate_python_api_json_summary_equals_report(source_uri, target_
         assert summary["totals"][name] == summary["report"][name] == getattr(report, name), name
     assert summary["totals"]["written"] == 2500
     assert summary["duration_s"] == round(report.duration_s, 3)
-    assert summary["batch_latency_ms"]["count"] == metrics.batches == 9
+    # 2,500 documents in batches of 300: 9, plus at most one short batch per extra partition
+    assert summary["batch_latency_ms"]["count"] == metrics.batches
+    assert 9 <= metrics.batches <= 9 + report.partitions - 1, (metrics.batches, report.partitions)
     assert summary["batch_latency_ms"]["p95"] >= summary["batch_latency_ms"]["p50"] > 0
     assert summary["resources"]["peak_rss_mb"] > 0
     with MongoClient(source_uri) as client:
