@@ -1,12 +1,13 @@
 """Does `--ru-per-second` hold a migration to its request-unit budget on a Cosmos DB source?
 
     .venv/bin/python -m bench.ru_budget [--docs 50000] [--provisioned 1000]
+                                        [--runs full,half,changed,adaptive]
 
 Two fresh mongo-java-server JVMs (2 and 3 GB heap; FerretDB reads far below 1,000 RU/s of
 volvo documents on a busy 2-core machine, so the budget would never bind); the source is
 loaded with volvo documents (`dataworks generate`, seed 42) and read through the Cosmos DB
 stand-in (`dataworks.testing.cosmos`)
-provisioned at `--provisioned` RU/s (reads cost about 1 RU per KB returned). Three runs of
+provisioned at `--provisioned` RU/s (reads cost about 1 RU per KB returned). Up to four runs of
 `dataworks migrate --source-kind cosmos` (metering by getLastRequestStatistics):
 
 1. `--ru-per-second` = the provisioned rate;
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -44,7 +46,8 @@ WARM_UP_S = 10.0
 
 
 def migrate(source: str, target: str, work: Path, name: str, budget: float | None,
-            standin: CosmosStandIn, change: tuple[float, float] | None = None) -> dict[str, Any]:
+            standin: CosmosStandIn, standin_rate: float,
+            change: tuple[float, float] | None = None) -> dict[str, Any]:
     """One run; the account's side of it (what the stand-in billed) polled every 0.25 s."""
     store = work / f"{name}.ckpt.json"
     metrics_file = work / f"{name}.metrics.json"
@@ -54,6 +57,7 @@ def migrate(source: str, target: str, work: Path, name: str, budget: float | Non
             "--checkpoint-store", f"file:{store}", "--metrics-file", str(metrics_file),
             "--source-uri", source, "--source-db", DB, "--source-collection", SOURCE,
             "--target-uri", target, "--target-db", DB, "--target-collection", name]
+    load = os.getloadavg()
     started = time.monotonic()
     proc = subprocess.Popen(argv, cwd=work, env=clean_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -77,12 +81,16 @@ def migrate(source: str, target: str, work: Path, name: str, budget: float | Non
     if proc.returncode != 0:
         raise RuntimeError(f"migrate {name} failed ({proc.returncode}): {err[-2000:]}")
     report = json.loads(metrics_file.read_text())["summary"]["report"]
-    result = {"name": name, "budget": budget, "seconds": report["duration_s"],
+    result = {"name": name, "budget": budget, "load_before": [round(x, 2) for x in load],
+              "seconds": report["duration_s"],
               "throttled": report["throttled"], "source_throttled": report["source_throttled"],
               "request_units": report["request_units"], "read": report["read"]}
     reading = next(t for t, ru in series if ru > 500)  # start-up over, reading
     end = max(t for t, ru in series if ru < series[-1][1])  # the last bill
     result["warm_ru_per_s"] = _rate(series, reading + WARM_UP_S, end - 2)
+    # Against --ru-per-second, or what the account provisions when there is none (adaptive).
+    result["share_of_budget"] = (None if result["warm_ru_per_s"] is None else
+                                 round(result["warm_ru_per_s"] / (budget or standin_rate), 3))
     if launched is not None and written is not None:
         result["throttle_command_s"] = [round(launched, 1), round(written, 1)]
         result["before_change_ru_per_s"] = _rate(series, reading + WARM_UP_S, launched)
@@ -115,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     wanted = set(args.runs.split(","))
     full, half = args.provisioned, args.provisioned / 2
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg())
+          + f"; {args.docs:,} volvo documents, the stand-in provisioned at {full:,.0f} RU/s",
+          flush=True)
     with tempfile.TemporaryDirectory(prefix="dw-ru-budget-") as tmp:
         work = Path(tmp)
         source = MongoJavaServer(work / "source", heap="2g").start()
@@ -130,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                     if name not in wanted:
                         continue
                     standin.reset_counters()
-                    row = migrate(standin.uri, target.uri, work, name, budget, standin, change)
+                    row = migrate(standin.uri, target.uri, work, name, budget, standin, full,
+                                  change)
                     row["standin_throttled"] = standin.counters.throttled
                     row["standin_request_units"] = round(standin.counters.request_units, 1)
                     row["exact"] = raw_by_id(target.uri, DB, name) == expected
