@@ -18,8 +18,8 @@ source, and the ceiling's concurrency sweep on the target); then, in this order,
    the bare copy (raw batches -> `insert_many`, best of 1/2/4 streams) on the same pair, and
    the transform stage alone (recorded volvo batches through 1 and 2 worker processes):
    `bench/client_limit.py`, ratios printed under the table;
-6. `mongodump --archive | mongorestore --archive` from the source to the target (FerretDB
-   only: mongodump dumps nothing from mongo-java-server).
+6. `mongodump --archive | mongorestore --archive` from the source to the target, when the
+   binaries can be had (bench.mongotools; without them the run says why and goes on).
 Every command except the scans runs as a subprocess; wall time, CPU (wait4, with worker processes) and peak
 RSS (sampled, all processes of the command's trees) are measured; target counts are checked
 and the target collection is dropped after each copy. Prints a table and writes JSON to
@@ -553,9 +553,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tools: dict[str, str] | None = None
     tools_note = "skipped (--skip-mongo-tools)"
-    if args.server == "mongojava":
-        tools_note = "skipped: mongodump dumps nothing from mongo-java-server"
-    elif not args.skip_mongo_tools:
+    if not args.skip_mongo_tools:
         try:
             tools = ensure_mongo_tools()
             tools_note = f"mongodump/mongorestore {version(Path(tools['mongodump']))}"
