@@ -21,12 +21,7 @@ from rich.table import Table
 from dataworks.cli.common import CommonOptions, command_options, mask_secrets, output_console
 from dataworks.cli.endpoint_options import endpoint_options
 from dataworks.core.clients import ReadOnlyCollection, check_reachable, connect
-from dataworks.core.endpoints import (
-    SOURCE_SETTING,
-    TARGET_SETTING,
-    source_endpoint,
-    target_endpoint,
-)
+from dataworks.core.endpoints import source_endpoint, target_endpoint
 from dataworks.core.suggest import missing_collection
 from dataworks.errors import RunFailed
 from dataworks.migrations.loading import load_strategy
@@ -46,17 +41,12 @@ async def open_sides(common: CommonOptions, endpoints: dict[str, Any]) -> Any:
     source_ep, target_ep = source_endpoint(settings), target_endpoint(settings)
     source_client, target_client = connect(source_ep), connect(target_ep)
     try:
-        await check_reachable(source_client, source_ep, side="source",
-                              setting=SOURCE_SETTING)
-        await check_reachable(target_client, target_ep, side="target",
-                              setting=TARGET_SETTING)
+        await check_reachable(source_client, source_ep, side="source")
+        await check_reachable(target_client, target_ep, side="target")
         source = ReadOnlyCollection(source_client[source_ep.db][source_ep.collection])
         target: AsyncCollection[Any] = target_client[target_ep.db][target_ep.collection]
         if not await source.exists():
-            raise await missing_collection(
-                source_client, source_ep, side="source",
-                hint=f"on {source_ep.host_key()}; check --source-db / --source-collection",
-            )
+            raise await missing_collection(source_client, source_ep, side="source")
         yield source, target
     finally:
         await source_client.close()

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -41,6 +48,9 @@ class Settings(BaseSettings):
     )
 
     profile: ProfileName = Field(DEFAULT_PROFILE, validation_alias=_env("FRAMEWORK_PROFILE"))
+    # field -> what the user set it with (the flag typed, or the environment name used);
+    # filled by load_settings, read through `name_for`
+    _given_as: dict[str, str] = PrivateAttr(default_factory=dict)
 
     # How hard to work (profile-driven).
     write_workers: int = Field(2, gt=0, validation_alias=_env("FRAMEWORK_WRITE_WORKERS"))
@@ -187,6 +197,12 @@ class Settings(BaseSettings):
             self.mig_source_db_collection = self.gen_db_collection
         return self
 
+    def name_for(self, field: str) -> str:
+        """What an error tells the user to check for `field`: the flag they passed, else the
+        setting name the value came from (environment or env file), else its canonical
+        setting name (a profile or built-in value: the setting to fill in)."""
+        return self._given_as.get(field) or env_names(field)[0]
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -285,13 +301,43 @@ def load_settings(
         warn_unknown_keys(path, key_lines(path), set(_known_names()) | {"FRAMEWORK_PROFILE"})
     chosen, _ = _resolve_profile(overrides, file_values)
     token = _active_profile.set(chosen)
+    given = {f: flag for f, flag in (flags or {}).items() if f in overrides}
     try:
-        return Settings(_env_file=path, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=path, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
-        given = {f: flag for f, flag in (flags or {}).items() if f in overrides}
         raise SettingsError(_explain_validation_error(exc, given, path)) from None
     finally:
         _active_profile.reset(token)
+    settings._given_as = _given_as(given, set(overrides), file_values)
+    return settings
+
+
+# Migration source fields that fall back to the generation target's when unset.
+_FALLBACKS = {
+    "mig_source_db_connection_string": "gen_db_connection_string",
+    "mig_source_db_name": "gen_db_name",
+    "mig_source_db_collection": "gen_db_collection",
+}
+
+
+def _given_as(flags: dict[str, str], overridden: set[str],
+              file_values: dict[str, str]) -> dict[str, str]:
+    """{field: the flag typed, or the environment / env-file name its value came from}, for
+    the fields the user set; a source field left unset names the generation setting it
+    fell back to, when the user set that one."""
+    given = dict(flags)
+    for field in Settings.model_fields:
+        if field in given or field in overridden:  # a value from code, not a flag: canonical
+            continue
+        names = env_names(field)
+        used = next((n for n in names if n in os.environ), None) or next(
+            (n for n in names if n in file_values), None)
+        if used is not None:
+            given[field] = used
+    for field, generation in _FALLBACKS.items():
+        if field not in given and field not in overridden and generation in given:
+            given[field] = given[generation]
+    return given
 
 
 def _explain_validation_error(exc: ValidationError, flags: dict[str, str],

@@ -8,7 +8,7 @@ drop on the source. Aggregations that write (`$out`, `$merge`) are refused too.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bson.codec_options import CodecOptions
@@ -31,6 +31,16 @@ APP_NAME = "dataworks"
 
 
 @dataclass(frozen=True)
+class SettingNames:
+    """What an error about each part of an endpoint tells the user to check: the flag they
+    passed (`--source-uri`), else the setting the value came from."""
+
+    uri: str = "the connection string"
+    db: str = "the database name"
+    collection: str = "the collection name"
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """Where one side lives; `uri` may hold a password, so never print it unmasked."""
 
@@ -41,6 +51,7 @@ class Endpoint:
     min_pool_size: int = 0
     max_idle_time_ms: int | None = None
     server_selection_timeout_ms: int = 10_000
+    names: SettingNames = field(default_factory=SettingNames, compare=False)
 
     @property
     def namespace(self) -> str:
@@ -95,12 +106,13 @@ def _let_uri_options_win(options: dict[str, Any], uri: str) -> None:
             del options[name]
 
 
-async def check_reachable(client: AsyncMongoClient[Any], endpoint: Endpoint, *, side: str,
-                          setting: str) -> None:
+async def check_reachable(client: AsyncMongoClient[Any], endpoint: Endpoint, *,
+                          side: str) -> None:
     """First contact with a server: a wrong address or password is the user's to fix, so say
     so at once (after one server-selection timeout) instead of retrying it for minutes."""
     from dataworks.core.errors import classify, fatal_error, server_words
 
+    setting = endpoint.names.uri
     try:
         await client.admin.command("ping")
         if not _has_credentials(endpoint.uri):

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from dataworks.config.settings import Settings
-from dataworks.core.clients import Endpoint
+from dataworks.core.clients import Endpoint, SettingNames
 from dataworks.errors import SettingsError
 
-# Where a user fixes each side's address, for error messages.
-SOURCE_SETTING = "MIG_SOURCE_DB_CONNECTION_STRING (or --source-uri)"
-TARGET_SETTING = "MIG_TARGET_DB_CONNECTION_STRING (or --target-uri)"
+# Where a user fixes each side's address, for errors raised where the endpoint is not at hand.
+SOURCE_SETTING = "MIG_SOURCE_DB_CONNECTION_STRING"
+TARGET_SETTING = "MIG_TARGET_DB_CONNECTION_STRING"
+GENERATION_SETTING = "GEN_DB_CONNECTION_STRING"
+
+
+def _names(settings: Settings, prefix: str) -> SettingNames:
+    """Errors about this side name the flag the user passed, else the setting they set."""
+    return SettingNames(uri=settings.name_for(f"{prefix}_connection_string"),
+                        db=settings.name_for(f"{prefix}_name"),
+                        collection=settings.name_for(f"{prefix}_collection"))
 
 
 def generation_endpoint(settings: Settings) -> Endpoint:
@@ -20,6 +28,7 @@ def generation_endpoint(settings: Settings) -> Endpoint:
         min_pool_size=settings.gen_db_min_pool_size,
         max_idle_time_ms=settings.gen_db_max_idle_time_ms,
         server_selection_timeout_ms=settings.server_selection_timeout_ms,
+        names=_names(settings, "gen_db"),
     )
 
 
@@ -33,6 +42,7 @@ def source_endpoint(settings: Settings) -> Endpoint:
         min_pool_size=settings.mig_source_min_pool_size,
         max_idle_time_ms=settings.mig_source_max_idle_time_ms,
         server_selection_timeout_ms=settings.server_selection_timeout_ms,
+        names=_names(settings, "mig_source_db"),
     )
 
 
@@ -51,4 +61,5 @@ def target_endpoint(settings: Settings) -> Endpoint:
         min_pool_size=settings.mig_target_min_pool_size,
         max_idle_time_ms=settings.mig_target_max_idle_time_ms,
         server_selection_timeout_ms=settings.server_selection_timeout_ms,
+        names=_names(settings, "mig_target_db"),
     )

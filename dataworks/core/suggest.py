@@ -19,10 +19,10 @@ def closest(name: str, candidates: list[str]) -> str | None:
     return lowered[match[0]] if match else None
 
 
-async def missing_collection(client: Any, endpoint: Endpoint, *, side: str,
-                             hint: str) -> UserError:
+async def missing_collection(client: Any, endpoint: Endpoint, *, side: str) -> UserError:
     """The error for a `side` collection that does not exist, naming the closest existing
-    database (when the database is missing) or collection (when only the collection is)."""
+    database (when the database is missing) or collection (when only the collection is), and
+    what to check: the flag the user passed for the missing name, else its setting."""
     what = f"{side} collection {endpoint.namespace} does not exist"
     databases = [d for d in await client.list_database_names() if d not in _HIDDEN_DBS]
     names = await client[endpoint.db].list_collection_names() if endpoint.db in databases else []
@@ -31,7 +31,9 @@ async def missing_collection(client: Any, endpoint: Endpoint, *, side: str,
     if not names:
         near = closest(endpoint.db, [d for d in databases if d != endpoint.db])
         why = f"no database {endpoint.db}" + (f"; did you mean {near}?" if near else "")
+        check = endpoint.names.db
     else:
         near = closest(endpoint.collection, [n for n in names if not n.startswith("system.")])
         why = f"did you mean {near}?" if near else f"{endpoint.db} has no such collection"
-    return UserError(f"{what} ({why})", hint=hint)
+        check = endpoint.names.collection
+    return UserError(f"{what} ({why})", hint=f"check {check} (on {endpoint.host_key()})")

@@ -14,6 +14,7 @@ from typing import Any
 from bson.raw_bson import RawBSONDocument
 from pymongo.errors import BulkWriteError
 
+from dataworks.core.endpoints import GENERATION_SETTING
 from dataworks.core.errors import Classified, ErrorKind, classify, fatal_error, split_bulk_error
 from dataworks.core.retry import RetryPolicy
 from dataworks.core.throttle import AdaptiveLimiter, Unlimited
@@ -27,7 +28,11 @@ async def insert_batch(
     metrics: RunMetrics,
     policy: RetryPolicy,
     limiter: AdaptiveLimiter | Unlimited | None = None,
+    *,
+    setting: str = GENERATION_SETTING,
 ) -> None:
+    """Insert `docs`, retrying what may pass later; a fatal error names `setting`, where the
+    user fixes the target's address (the flag they passed or the setting they set)."""
     pending = docs
     budget = policy.budget(f"insert into {collection.full_name}")
     limiter = limiter or Unlimited()
@@ -63,7 +68,7 @@ async def insert_batch(
                 if not verdict.retryable:
                     metrics.errors += 1
                     raise fatal_error(verdict, side="target",
-                                      setting="GEN_DB_CONNECTION_STRING (or --uri)") from exc
+                                      setting=setting) from exc
             if verdict.kind is ErrorKind.THROTTLED:
                 metrics.throttled += 1
                 limiter.throttled(permit)

@@ -30,7 +30,7 @@ from dataworks.checkpoints.store import (
 )
 from dataworks.config.settings import Settings
 from dataworks.core.clients import RAW_CODEC, Endpoint, check_reachable, connect, fast_count
-from dataworks.core.endpoints import generation_endpoint
+from dataworks.core.endpoints import GENERATION_SETTING, generation_endpoint
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.core.throttle import AdaptiveLimiter
 from dataworks.errors import Interrupted, RunFailed, UserError
@@ -170,8 +170,7 @@ async def generate(
     client = connect(endpoint)
     ru = RequestUnitAccounting(metrics, target=endpoint, target_kind=target_kind)
     try:
-        await check_reachable(client, endpoint, side="target",
-                              setting="GEN_DB_CONNECTION_STRING (or --target-uri)")
+        await check_reachable(client, endpoint, side="target")
         if await detect_kind(target_kind, endpoint, client, side="target") == "cosmos":
             ru.target = endpoint  # `auto` and the server answers as Cosmos DB
         store = _store(checkpoint_store, client)
@@ -253,6 +252,7 @@ async def _run(plan: BatchPlan, ledger: BatchLedger, collection: Any,
         max_attempts=settings.retry_max_attempts, max_seconds=settings.retry_max_seconds)
     limiter = AdaptiveLimiter(options.write_workers, metrics=metrics, recovery_s=(
         5.0 if settings is None else settings.throttle_recovery_seconds))
+    setting = generation_endpoint(settings).names.uri if settings else GENERATION_SETTING
 
     async def save() -> None:
         if store is not None and run_key is not None:
@@ -265,7 +265,7 @@ async def _run(plan: BatchPlan, ledger: BatchLedger, collection: Any,
             metrics.written += batch.count
             return
         docs = bson.decode_all(batch.blob, RAW_CODEC)
-        await insert_batch(collection, docs, metrics, policy, limiter)
+        await insert_batch(collection, docs, metrics, policy, limiter, setting=setting)
 
     await save()  # before the first insert: a run killed at once can still be resumed
     label = f"generate {target.rsplit(' ', 1)[-1]}"  # the namespace; the URI is logged

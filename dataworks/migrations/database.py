@@ -35,7 +35,6 @@ from dataworks.core.clients import (
     connect,
     fast_count,
 )
-from dataworks.core.endpoints import SOURCE_SETTING, TARGET_SETTING
 from dataworks.core.sameness import may_share_a_server
 from dataworks.core.stop import stop_at_once
 from dataworks.core.throttle import AdaptiveLimiter
@@ -141,10 +140,8 @@ class DatabaseRun:
         source_client = connect(base.source)
         target_client = connect(base.target)
         try:
-            await check_reachable(source_client, base.source, side="source",
-                                  setting=SOURCE_SETTING)
-            await check_reachable(target_client, base.target, side="target",
-                                  setting=TARGET_SETTING)
+            await check_reachable(source_client, base.source, side="source")
+            await check_reachable(target_client, base.target, side="target")
             # decided once for every collection (`auto`: host name, else the server's replies)
             base.source_kind = await detect_kind(base.source_kind, base.source, source_client)
             base.target_kind = await detect_kind(base.target_kind, base.target, target_client,

@@ -39,7 +39,6 @@ from dataworks.core.clients import (
     fast_count,
 )
 from dataworks.core.dead_letter import DeadLetterFile, KeptIdsFile
-from dataworks.core.endpoints import SOURCE_SETTING, TARGET_SETTING
 from dataworks.core.errors import Classified, ErrorKind, classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.core.sameness import may_share_a_server, same_collection
@@ -162,21 +161,15 @@ class MigrationEngine:
         opts = self.options
         source = ReadOnlyCollection(source_client[opts.source.db][opts.source.collection])
         target = target_client[opts.target.db][opts.target.collection]
-        await check_reachable(source_client, opts.source, side="source",
-                              setting=SOURCE_SETTING)
-        await check_reachable(target_client, opts.target, side="target",
-                              setting=TARGET_SETTING)
+        await check_reachable(source_client, opts.source, side="source")
+        await check_reachable(target_client, opts.target, side="target")
         # `auto`: by host name, else by the server's own replies (a loopback Cosmos DB too)
         opts.source_kind = await detect_kind(opts.source_kind, opts.source, source_client)
         opts.target_kind = await detect_kind(opts.target_kind, opts.target, target_client,
                                              side="target")
         if not await with_retries(source.exists, opts.retry, what="finding the source",
                                   on_retry=self._source_retry):
-            raise await missing_collection(
-                source_client, opts.source, side="source",
-                hint="check MIG_SOURCE_DB_NAME / MIG_SOURCE_DB_COLLECTION or --source-db/"
-                "--source-collection",
-            )
+            raise await missing_collection(source_client, opts.source, side="source")
         # Spelling aside: the servers' own collection UUIDs, before anything is written.
         if await with_retries(
                 lambda: same_collection(
@@ -363,7 +356,7 @@ class MigrationEngine:
                                              projection, dead_letter, store, run_id,
                                              base_state)
             except BaseException as exc:  # noqa: BLE001 - re-raised after the final save
-                error = _unwrap(exc)
+                error = _unwrap(exc, opts)
             interrupted = self.stop.is_set() and not watermarks.all_finished()
             copied = error is None and watermarks.all_finished()
             await self._save(store, run_id, base_state, watermarks,
@@ -443,7 +436,8 @@ class MigrationEngine:
         def make_writer(letters: DeadLetterFile) -> BatchWriter:
             return BatchWriter(target, policy=opts.retry, metrics=self.metrics,
                                dead_letter=letters, keep_existing=opts.keep_existing,
-                               kept_ids=self._kept_ids, conflicts_target=target)
+                               kept_ids=self._kept_ids, conflicts_target=target,
+                               setting=opts.target.names.uri)
 
         outcome = await retry_rejected(source, strategy, dead_letter, make_writer, self.metrics,
                                        query=query, projection=projection,
@@ -490,7 +484,7 @@ class MigrationEngine:
         writer = BatchWriter(target, policy=opts.retry, metrics=self.metrics,
                              dead_letter=dead_letter, limiter=limiter,
                              keep_existing=opts.keep_existing, kept_ids=self._kept_ids,
-                             conflicts_target=self._target)
+                             conflicts_target=self._target, setting=opts.target.names.uri)
         transform = strategy.transform if strategy.transforms() else None
         pool = TransformPool.for_run(opts.strategy_cls, opts.transform_workers,
                                      source=opts.source, target_namespace=opts.target.namespace,
@@ -498,7 +492,7 @@ class MigrationEngine:
         reader = PartitionReader(
             source, base_query=query, projection=projection, batch_size=opts.batch_size,
             queue=queue, stop=self.stop, metrics=self.metrics, policy=opts.retry,
-            transform=transform, pool=pool, pacer=self._pacer,
+            transform=transform, pool=pool, pacer=self._pacer, setting=opts.source.names.uri,
         )
         legacy = LegacyReader(strategy, batch_size=opts.batch_size, queue=queue, stop=self.stop,
                               metrics=self.metrics, transform=transform)
@@ -707,7 +701,8 @@ def _same_collection_error(source: Endpoint, target: Endpoint) -> UserError:
     return UserError(
         f"source and target may be the same collection ({source.display()} and "
         f"{target.display()}); nothing was read, written or dropped",
-        hint="point --target-db/--target-collection or --target-uri somewhere else",
+        hint=f"point {target.names.db}/{target.names.collection} or {target.names.uri} "
+        "somewhere else",
     )
 
 
@@ -764,15 +759,15 @@ def _check_compatible(state: dict[str, Any], digest: str) -> None:
         raise CheckpointError("checkpoint has no partition list", hint="run with --force-from-start")
 
 
-def _unwrap(exc: BaseException) -> BaseException:
+def _unwrap(exc: BaseException, opts: MigrationOptions) -> BaseException:
     """TaskGroups wrap errors; surface the first one that means something to the user."""
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = _unwrap(inner)
+            found = _unwrap(inner, opts)
             if isinstance(found, DataWorksError):
                 return found
-        return _unwrap(exc.exceptions[0])
+        return _unwrap(exc.exceptions[0], opts)
     if isinstance(exc, PyMongoError):
         return fatal_error(classify(exc), side="database",
-                           setting="the MIG_SOURCE_/MIG_TARGET_ connection strings")
+                           setting=f"{opts.source.names.uri} or {opts.target.names.uri}")
     return exc

@@ -255,7 +255,7 @@ class LiveMigration:
         try:
             stream = await self._watch(source, state["resume"])
         except OperationFailure as exc:
-            raise _resume_error(exc) from exc
+            raise _resume_error(exc, opts.source.names.uri) from exc
         verdict: dict[str, Any] | None = None
         request_key = key.removesuffix(":live") + ":cutover"
         last_poll = 0.0
@@ -264,7 +264,7 @@ class LiveMigration:
                 try:
                     events = await self._next_batch(stream)
                 except OperationFailure as exc:
-                    raise _resume_error(exc) from exc
+                    raise _resume_error(exc, opts.source.names.uri) from exc
                 now = time.monotonic()
                 if events:
                     count = await self._apply(target, events, transform)
@@ -341,7 +341,7 @@ class LiveMigration:
                                    self.options.retry, what="applying changes to the target")
             except PyMongoError as exc:
                 raise fatal_error(classify(exc), side="target",
-                                  setting="MIG_TARGET_DB_CONNECTION_STRING") from exc
+                                  setting=self.options.target.names.uri) from exc
         return len(events)
 
     async def _write_for(self, change: Change, transform: Any) -> Any:
@@ -450,7 +450,7 @@ def _lag(change: Any) -> float | None:
     return round(max(time.time() - at.time, 0.0), 1) if isinstance(at, Timestamp) else None
 
 
-def _resume_error(exc: OperationFailure) -> BaseException:
+def _resume_error(exc: OperationFailure, setting: str) -> BaseException:
     message = str(exc)
     if exc.code in HISTORY_LOST_CODES or "resume" in message.lower() \
             or "history" in message.lower():
@@ -460,5 +460,5 @@ def _resume_error(exc: OperationFailure) -> BaseException:
             hint="either run the same command without --live and with --repair, to find and "
             "re-copy what changed meanwhile, or with --force-from-start, to copy everything "
             "again")
-    return fatal_error(classify(exc), side="source", setting="MIG_SOURCE_DB_CONNECTION_STRING")
+    return fatal_error(classify(exc), side="source", setting=setting)
 

@@ -128,10 +128,7 @@ async def preview_migration(settings: Settings, count: int, *,
     try:
         source = ReadOnlyCollection(client[endpoint.db][endpoint.collection])
         if not await source.exists():
-            raise await missing_collection(
-                client, endpoint, side="source",
-                hint="check MIG_SOURCE_DB_NAME / MIG_SOURCE_DB_COLLECTION or --source-db/"
-                "--source-collection")
+            raise await missing_collection(client, endpoint, side="source")
         instance = strategy_cls(StrategyContext(
             source=source, source_namespace=endpoint.namespace,
             target_namespace=target_namespace, batch_size=count,

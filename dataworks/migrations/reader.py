@@ -136,7 +136,9 @@ class PartitionReader:
         transform: Transform | None,
         pool: TransformPool | None = None,
         pacer: ReadPacer | None = None,
+        setting: str = SOURCE_SETTING,
     ) -> None:
+        self.setting = setting  # what a fatal error tells the user to check
         self.pacer = pacer or ReadPacer(1_000_000, batch_size, metrics=metrics)
         self.source = source
         self.base_query = base_query
@@ -172,7 +174,7 @@ class PartitionReader:
             )
         except PyMongoError as exc:
             raise fatal_error(classify(exc), side="source",
-                              setting=SOURCE_SETTING) from exc
+                              setting=self.setting) from exc
         if not self.stop.is_set():
             state.reading_finished(position["seq"])
 

@@ -66,8 +66,10 @@ class BatchWriter:
         keep_existing: bool = False,
         kept_ids: KeptIdsFile | None = None,
         conflicts_target: Any = None,
+        setting: str = TARGET_SETTING,
     ) -> None:
         self.target = target
+        self.setting = setting  # what a fatal error tells the user to check
         self.policy = policy
         self.metrics = metrics
         self.dead_letter = dead_letter
@@ -207,7 +209,7 @@ class BatchWriter:
                              outcome)
             else:
                 self.metrics.errors += 1
-                raise fatal_error(verdict, side="target", setting=TARGET_SETTING)
+                raise fatal_error(verdict, side="target", setting=self.setting)
         if details.get("writeConcernErrors"):  # applied, maybe rolled back: replace again
             retry = sorted(set(retry) | (set(pending) - failed))
         else:
@@ -221,7 +223,7 @@ class BatchWriter:
         unless it is the account's (rights, a missing collection: stop the run)."""
         if verdict.code in FATAL_CODES or not isinstance(exc, OperationFailure):
             self.metrics.errors += 1
-            raise fatal_error(verdict, side="target", setting=TARGET_SETTING) from exc
+            raise fatal_error(verdict, side="target", setting=self.setting) from exc
         if verdict.kind is ErrorKind.DUPLICATE:
             _, name, key = described_clash(exc.details or {})
             clash = await self.classifier.complete(Clash(position, name or "", key),
@@ -256,7 +258,7 @@ class BatchWriter:
             verdict = classify(error)
             if not verdict.retryable:
                 self.metrics.errors += 1
-                raise fatal_error(verdict, side="target", setting=TARGET_SETTING) from error
+                raise fatal_error(verdict, side="target", setting=self.setting) from error
             return verdict
         outcome.written += split.written
         for index in split.duplicates:
@@ -266,7 +268,7 @@ class BatchWriter:
                          outcome)
         if split.fatal is not None:
             self.metrics.errors += 1
-            raise fatal_error(split.fatal, side="target", setting=TARGET_SETTING)
+            raise fatal_error(split.fatal, side="target", setting=self.setting)
         kind = ErrorKind.THROTTLED if split.throttled else ErrorKind.TRANSIENT
         message = (f"the target did not satisfy the write concern: {split.write_concern}"
                    if split.write_concern is not None

@@ -38,6 +38,7 @@ class Case:
     exit_code: int | None = None
     absent: list[str] = field(default_factory=list)  # paths (under the case's folder) that
     # must not exist afterwards: folders DataWorks must not create
+    forbid: str | None = None  # regex the error line must not match (e.g. the flag not used)
 
 
 def cases(source_uri: str, target_uri: str) -> list[Case]:
@@ -72,11 +73,49 @@ def cases(source_uri: str, target_uri: str) -> list[Case]:
              r"cannot reach the source at 127\.0\.0\.1:\d+ .*check the host", env=fast),
         Case("unreachable_generate", gen("unreachable_generate", "--source", TEMPLATE,
                                          "--total", "10", uri=dead),
-             r"cannot reach the target .*GEN_DB_CONNECTION_STRING", env=fast),
+             r"cannot reach the target .*check the host, port and TLS options in --uri ",
+             env=fast, forbid=r"GEN_DB_CONNECTION_STRING|--target-uri"),
+        # Errors name what the user used: the flag typed, else the setting set.
+        Case("unreachable_source_by_flag", mig("unreachable_source_by_flag", source=dead),
+             r"cannot reach the source .*options in --source-uri and", env=fast,
+             forbid=r"MIG_SOURCE_DB_CONNECTION_STRING"),
+        Case("unreachable_source_by_env",
+             ["migrate", "--source-db", SRC_DB, "--source-collection", "orders",
+              "--target-uri", target_uri, "--target-db", "dw_bad_unreachable_source_by_env"],
+             r"cannot reach the source .*options in MIG_SOURCE_DB_CONNECTION_STRING and",
+             env={**fast, "MIG_SOURCE_DB_CONNECTION_STRING": dead}, forbid=r"--source-uri"),
+        Case("unreachable_source_by_env_file",
+             ["indexes", "compare", "--target-uri", target_uri,
+              "--target-db", "dw_bad_unreachable_source_by_env_file"],
+             r"cannot reach the source .*options in FRAMEWORK_SOURCE_DB_CONNECTION_STRING and",
+             env=fast, forbid=r"--source-uri|MIG_SOURCE_DB_CONNECTION_STRING",
+             files={".env_local": f"FRAMEWORK_SOURCE_DB_CONNECTION_STRING={dead}\n"
+                                  f"MIG_SOURCE_DB_NAME={SRC_DB}\n"
+                                  "MIG_SOURCE_DB_COLLECTION=orders\n"}),
+        Case("unreachable_generate_by_env",
+             ["generate", "--source", TEMPLATE, "--total", "10",
+              "--target-db", "dw_bad_unreachable_generate_by_env"],
+             r"cannot reach the target .*options in GEN_DB_CONNECTION_STRING and",
+             env={**fast, "GEN_DB_CONNECTION_STRING": dead}, forbid=r"--target-uri|--uri"),
+        Case("verify_unreachable_target_by_env",
+             ["verify", "--source-uri", source_uri, "--source-db", SRC_DB,
+              "--source-collection", "orders",
+              "--target-db", "dw_bad_verify_unreachable_target_by_env"],
+             r"cannot reach the target .*options in MIG_TARGET_DB_CONNECTION_STRING and",
+             env={**fast, "MIG_TARGET_DB_CONNECTION_STRING": dead}, forbid=r"--target-uri"),
+        Case("missing_source_collection_by_env",
+             ["migrate", "--source-uri", source_uri, "--source-db", SRC_DB,
+              "--target-uri", target_uri,
+              "--target-db", "dw_bad_missing_source_collection_by_env"],
+             r"source collection dw_bad_input_src\.ordres does not exist \(did you mean "
+             r"orders\?\) \(check MIG_SOURCE_DB_COLLECTION ",
+             env={"MIG_SOURCE_DB_COLLECTION": "ordres", "MIG_TARGET_DB_COLLECTION": "orders"},
+             forbid=r"--source-collection|--source-db|MIG_SOURCE_DB_NAME"),
         Case("bad_credentials", mig("bad_credentials", target=creds),
              r"target rejected the credentials.*check the user, password"),
         Case("missing_source_collection", mig("missing_source_collection", src_coll="nope"),
-             r"source collection dw_bad_input_src\.nope does not exist.*check"),
+             r"source collection dw_bad_input_src\.nope does not exist.*check "
+             r"--source-collection \(on 127\.0\.0\.1:\d+\)", forbid=r"MIG_SOURCE"),
         Case("same_namespace", ["migrate", "--source-uri", source_uri, "--source-db", SRC_DB,
                                 "--source-collection", "orders", "--target-uri", source_uri,
                                 "--target-db", SRC_DB, "--target-collection", "orders"],
@@ -118,7 +157,8 @@ def cases(source_uri: str, target_uri: str) -> list[Case]:
         Case("source_db_typo", ["migrate", "--source-uri", source_uri, "--source-db",
                                 "dw_bad_input_scr", "--source-collection", "orders",
                                 "--target-uri", target_uri, "--target-db", "dw_bad_source_db_typo"],
-             r"no database dw_bad_input_scr; did you mean dw_bad_input_src\?"),
+             r"no database dw_bad_input_scr; did you mean dw_bad_input_src\?\) "
+             r"\(check --source-db ", forbid=r"MIG_SOURCE|--source-collection"),
         Case("generate_batch_size_zero", gen("generate_batch_size_zero", "--source", TEMPLATE,
                                              "--batch-size", "0"),
              r"--batch-size.*greater than or equal to 1.*--help"),
@@ -181,17 +221,20 @@ def cases(source_uri: str, target_uri: str) -> list[Case]:
                                        "--source-db", SRC_DB, "--source-collection", "nope",
                                        "--target-uri", target_uri,
                                        "--target-db", "dw_bad_verify_missing_source"],
-             r"source collection dw_bad_input_src\.nope does not exist"),
+             r"source collection dw_bad_input_src\.nope does not exist.*check "
+             r"--source-collection", forbid=r"MIG_SOURCE"),
         Case("verify_unreachable_target", ["verify", "--source-uri", source_uri,
                                            "--source-db", SRC_DB, "--source-collection",
                                            "orders", "--target-uri", dead,
                                            "--target-db", "dw_bad_verify_unreachable"],
-             r"cannot reach the target at 127\.0\.0\.1:\d+ .*--target-uri", env=fast),
+             r"cannot reach the target at 127\.0\.0\.1:\d+ .*--target-uri", env=fast,
+             forbid=r"MIG_TARGET"),
         Case("indexes_unreachable_source", ["indexes", "compare", "--source-uri", dead,
                                             "--source-db", SRC_DB, "--source-collection",
                                             "orders", "--target-uri", target_uri,
                                             "--target-db", "dw_bad_indexes_unreachable"],
-             r"cannot reach the source at 127\.0\.0\.1:\d+ .*--source-uri", env=fast),
+             r"cannot reach the source at 127\.0\.0\.1:\d+ .*--source-uri", env=fast,
+             forbid=r"MIG_SOURCE"),
     ]
 
 
@@ -250,6 +293,8 @@ def test_wrong_input_gets_one_clear_line(name, outcomes, target_uri):
     assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
     assert lines[0].startswith("error: "), lines[0]
     assert re.search(case.expect, lines[0]), f"{case.expect!r} not in {lines[0]!r}"
+    assert not (case.forbid and re.search(case.forbid, lines[0])), \
+        f"{case.forbid!r} in {lines[0]!r}"
     assert not result.leftovers, f"created {result.leftovers}"
     if case.refused_before_run:
         db = f"dw_bad_{name}"
@@ -303,16 +348,16 @@ def test_server_requiring_a_login_given_none_names_the_setting(side, login_serve
     if side == "generate":
         args = ["generate", "--source", TEMPLATE, "--total", "10", "--target-uri", login_server,
                 "--target-db", "dw_login"]
-        expect = r"the target requires a login, and GEN_DB_CONNECTION_STRING \(or --target-uri"
+        expect = r"the target requires a login, and --target-uri gives none"
     elif side == "migrate source":
         args = ["migrate", "--source-uri", login_server, "--source-db", "a",
                 "--source-collection", "b", "--target-uri", target_uri, "--target-db", "dw_x"]
-        expect = r"the source requires a login, and MIG_SOURCE_DB_CONNECTION_STRING"
+        expect = r"the source requires a login, and --source-uri gives none"
     else:
         args = ["migrate", "--source-uri", target_uri, "--source-db", SRC_DB,
                 "--source-collection", "orders", "--target-uri", login_server,
                 "--target-db", "dw_login"]
-        expect = r"the target requires a login, and MIG_TARGET_DB_CONNECTION_STRING"
+        expect = r"the target requires a login, and --target-uri gives none"
     result = run_case(Case(side.replace(" ", "_"), args, expect), tmp_path)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr

@@ -93,3 +93,60 @@ def test_env_local_example_documents_every_setting():
     text = (Path(__file__).resolve().parents[2] / ".env_local.example").read_text()
     for field in Settings.model_fields:
         assert f"#{env_names(field)[0]}=" in text, f"{env_names(field)[0]} is not documented"
+
+
+# -- what an error tells the user to check: the flag passed, else the setting used -----------
+
+_SOURCE_URI = "mig_source_db_connection_string"
+
+
+@pytest.fixture
+def no_connection_env(monkeypatch):
+    for prefix in ("MIG_SOURCE_DB_", "FRAMEWORK_SOURCE_DB_", "MIG_TARGET_DB_", "GEN_DB_"):
+        for part in ("CONNECTION_STRING", "NAME", "COLLECTION"):
+            monkeypatch.delenv(prefix + part, raising=False)
+
+
+def test_a_value_given_by_flag_names_the_flag(no_connection_env, monkeypatch):
+    monkeypatch.setenv("MIG_SOURCE_DB_CONNECTION_STRING", "mongodb://env/")  # the flag wins
+    s = load_settings(overrides={_SOURCE_URI: "mongodb://flag/"},
+                      flags={_SOURCE_URI: "--source-uri"})
+    assert s.name_for(_SOURCE_URI) == "--source-uri"
+
+
+def test_a_value_from_the_environment_names_the_variable_used(no_connection_env, monkeypatch):
+    monkeypatch.setenv("FRAMEWORK_SOURCE_DB_CONNECTION_STRING", "mongodb://env/")  # old alias
+    monkeypatch.setenv("MIG_TARGET_DB_NAME", "t")
+    s = load_settings()
+    assert s.name_for(_SOURCE_URI) == "FRAMEWORK_SOURCE_DB_CONNECTION_STRING"
+    assert s.name_for("mig_target_db_name") == "MIG_TARGET_DB_NAME"
+
+
+def test_a_value_from_the_env_file_names_its_key(no_connection_env, tmp_path):
+    (tmp_path / ".env_local").write_text("MIG_SOURCE_DB_COLLECTION=orders\n")
+    assert load_settings().name_for("mig_source_db_collection") == "MIG_SOURCE_DB_COLLECTION"
+
+
+def test_a_profile_or_default_value_names_the_setting(no_connection_env):
+    s = load_settings(profile="dev")
+    assert s.name_for(_SOURCE_URI) == "MIG_SOURCE_DB_CONNECTION_STRING"
+    assert s.name_for("mig_batch_size") == "MIG_BATCH_SIZE"
+
+
+def test_a_source_left_unset_names_the_generation_setting_it_fell_back_to(
+        no_connection_env, monkeypatch):
+    monkeypatch.setenv("GEN_DB_NAME", "gen")
+    s = load_settings()
+    assert s.name_for("mig_source_db_name") == "GEN_DB_NAME"
+    assert s.name_for("mig_source_db_collection") == "MIG_SOURCE_DB_COLLECTION"  # not set
+
+
+def test_endpoints_carry_the_names_to_check(no_connection_env, monkeypatch):
+    from dataworks.core.endpoints import source_endpoint, target_endpoint
+
+    monkeypatch.setenv("MIG_SOURCE_DB_NAME", "src")
+    s = load_settings(overrides={"mig_target_db_connection_string": "mongodb://t/"},
+                      flags={"mig_target_db_connection_string": "--target-uri"})
+    assert source_endpoint(s).names.db == "MIG_SOURCE_DB_NAME"
+    assert source_endpoint(s).names.uri == "MIG_SOURCE_DB_CONNECTION_STRING"
+    assert target_endpoint(s).names.uri == "--target-uri"
