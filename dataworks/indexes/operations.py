@@ -19,8 +19,10 @@ from pymongo.errors import OperationFailure
 
 from dataworks.core.clients import ReadOnlyCollection
 from dataworks.core.retry import RetryPolicy, with_retries
+from dataworks.indexes.build_progress import watching_build
 from dataworks.indexes.compare import IndexComparison, diff_indexes
 from dataworks.indexes.spec import IndexPlan, IndexSpec, SkippedIndex, normalize, plan_indexes
+from dataworks.monitoring.metrics import phase_step
 
 
 @dataclass
@@ -112,7 +114,7 @@ async def create_specs(
 ) -> None:
     """Create what is not already on the target; record each outcome in `report`."""
     existing = [normalize(i)[0] for i in await list_target_indexes(target)]
-    for spec in specs:
+    for number, spec in enumerate(specs, 1):
         present = next((e for e in existing if e.name == spec.name), None)
         if present is not None and present.same_definition(spec):
             report.already_present.append(spec.name)
@@ -123,8 +125,10 @@ async def create_specs(
             )
             continue
         else:
+            phase_step(f"{spec.name} ({number}/{len(specs)})")
             try:
-                await create_index(target, spec, policy=policy)
+                async with watching_build(target, spec.name):
+                    await create_index(target, spec, policy=policy)
             except OperationFailure as exc:
                 report.failed[spec.name] = server_message(exc)
                 continue

@@ -155,20 +155,9 @@ class ProgressView:
         return line
 
     def _phase_line(self, width: int) -> Text | None:
-        m = self.metrics
-        if not m.phase:
+        if not self.metrics.phase:
             return None
-        elapsed = time.monotonic() - (m.phase_started_at or time.monotonic())
-        cells = [Cell(f"▸ {m.phase}", 0, "bold cyan")]
-        if m.phase_total:
-            cells.append(Cell(f"{m.phase_done:,}/{m.phase_total:,} {m.phase_unit}", 0))
-            rate = m.phase_done / elapsed if elapsed > 0 else 0.0
-            cells.append(Cell(f"{rate:,.0f}/s", 1))
-            cells.append(Cell(f"ETA {clock(eta_seconds(m.phase_done, m.phase_total, rate))}", 0))
-        elif m.phase_done:
-            cells.append(Cell(f"{m.phase_done:,} {m.phase_unit}", 0))
-        cells.append(Cell(clock(elapsed), 1))
-        return _join(_fit(cells, width))
+        return _join(_fit(phase_cells(self.metrics), width))
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         # Two columns spare: the terminal echoes a Ctrl-C as "^C" after the last line, and a
@@ -177,3 +166,26 @@ class ProgressView:
             line.no_wrap = True
             line.overflow = "ellipsis"
             yield line
+
+
+def phase_cells(m: RunMetrics) -> list[Cell]:
+    """The phase after the copy: what is being done, its count, rate and ETA where a total
+    is known, what is not known (said, not guessed), and how long the phase has run."""
+    now = time.monotonic()
+    elapsed = now - (m.phase_started_at or now)
+    step = now - (m.phase_step_at or m.phase_started_at or now)
+    cells = [Cell(f"▸ {m.phase}" + (f": {m.phase_detail}" if m.phase_detail else ""), 0,
+                  "bold cyan")]
+    rate = m.phase_done / step if step > 0 else 0.0
+    per_second = f"{rate:,.1f}" if 0 < rate < 10 else f"{rate:,.0f}"  # partitions: slow
+    if m.phase_total:
+        cells.append(Cell(f"{m.phase_done:,}/{m.phase_total:,} {m.phase_unit}", 0))
+        cells.append(Cell(f"{per_second} {m.phase_unit}/s", 1))
+        cells.append(Cell(f"ETA {clock(eta_seconds(m.phase_done, m.phase_total, rate))}", 0))
+    elif m.phase_done:  # no total: a rate, but no ETA to invent
+        cells.append(Cell(f"{m.phase_done:,} {m.phase_unit}", 0))
+        cells.append(Cell(f"{per_second} {m.phase_unit}/s", 1))
+    if m.phase_note:
+        cells.append(Cell(m.phase_note, 1, "dim"))
+    cells.append(Cell(clock(elapsed), 0))
+    return cells

@@ -70,6 +70,12 @@ class RunMetrics:
     phase_unit: str = "documents"
     phase_started_at: float | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    # Within a phase: the step under way ("comparing with the target", "index by_date (1/2)"),
+    # since when (its rate and ETA count from there), and what is not known, said plainly
+    # instead of guessed ("docs/s unknown: ...").
+    phase_detail: str = ""
+    phase_note: str = ""
+    phase_step_at: float | None = None
     _process: psutil.Process = field(default_factory=psutil.Process, repr=False)
     _ru_samples: deque[tuple[float, float]] = field(default_factory=deque, repr=False)
 
@@ -127,12 +133,21 @@ class RunMetrics:
         """Mark a phase after the copy (index builds, verification) for the display and
         record its duration under `name` in `phase_seconds`."""
         self.phase, self.phase_done, self.phase_total, self.phase_unit = name, 0, total, unit
-        self.phase_started_at = time.monotonic()
+        self.phase_started_at = self.phase_step_at = time.monotonic()
+        self.phase_detail = self.phase_note = ""
         try:
             yield
         finally:
             self.phase_seconds[name] = time.monotonic() - self.phase_started_at
-            self.phase, self.phase_started_at = "", None
+            self.phase, self.phase_started_at, self.phase_step_at = "", None, None
+            self.phase_detail = self.phase_note = ""
+
+    def phase_step(self, detail: str, total: int | None = None, unit: str = "documents",
+                   note: str = "") -> None:
+        """A new step of the current phase: its own count, total and rate from now."""
+        self.phase_detail, self.phase_note = detail, note
+        self.phase_done, self.phase_total, self.phase_unit = 0, total, unit
+        self.phase_step_at = time.monotonic()
 
     def finish(self) -> None:
         self.sample_memory()
@@ -164,3 +179,26 @@ def phase_progress(count: int) -> None:
     metrics = _current.get()
     if metrics is not None and metrics.phase:
         metrics.phase_done += count
+
+
+def in_a_phase() -> bool:
+    """Whether a phase of the current run is being shown (progress is wanted)."""
+    metrics = _current.get()
+    return metrics is not None and bool(metrics.phase)
+
+
+def phase_step(detail: str, total: int | None = None, unit: str = "documents",
+               note: str = "") -> None:
+    """`RunMetrics.phase_step` on the current run's phase (nothing outside a phase)."""
+    metrics = _current.get()
+    if metrics is not None and metrics.phase:
+        metrics.phase_step(detail, total, unit, note)
+
+
+def phase_position(done: int, total: int | None = None, note: str = "") -> None:
+    """Where the current step is, as the server reports it (an index build's documents)."""
+    metrics = _current.get()
+    if metrics is not None and metrics.phase:
+        metrics.phase_done, metrics.phase_note = done, note
+        if total is not None:
+            metrics.phase_total = total

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from rich.console import Console
 from rich.live import Live
 
-from dataworks.monitoring.display import ProgressView
+from dataworks.monitoring.display import SEP, ProgressView, phase_cells
 from dataworks.monitoring.logs import json_logging, logs_above_display
 from dataworks.monitoring.metrics import RunMetrics, current_run
 
@@ -94,9 +94,8 @@ async def _show(metrics: RunMetrics, label: str, *, enabled: bool, interval: flo
             plain = _stats_line(metrics).replace("[bold red]", "").replace("[red]", "").replace("[/]", "")
             log.info("%s: %s%s documents · %s", label, f"{metrics.done:,}", total, plain)
             if metrics.phase:
-                of = f"/{metrics.phase_total:,}" if metrics.phase_total else ""
-                log.info("%s: %s: %s%s %s", label, metrics.phase, f"{metrics.phase_done:,}", of,
-                         metrics.phase_unit)
+                log.info("%s: %s", label,
+                         SEP.join(c.text for c in phase_cells(metrics)).removeprefix("▸ "))
 
     ticker = asyncio.create_task(log_lines())
     try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dataworks.core.retry import OnRetry, RetryPolicy, with_retries
+from dataworks.monitoring.metrics import phase_progress, phase_step
 
 COUNT_LIMIT_MS = 50_000  # below Cosmos DB's 60 s per operation, with room for the network
 
@@ -40,6 +41,10 @@ async def count_by_partition(source: Any, filters: Sequence[dict[str, Any]], pol
                              *, meter: CountMeter | None = None,
                              on_retry: OnRetry | None = None) -> PartitionCounts:
     result = PartitionCounts()
+    # A count answers all at once: progress is per partition (the target's count runs
+    # alongside), so the rate and ETA are partitions, not documents.
+    phase_step("counting the source, partition by partition", total=len(filters),
+               unit="partitions")
     for index, query in enumerate(filters):
         async def one(query: dict[str, Any] = query) -> tuple[int, float | None]:
             if meter is not None:
@@ -50,6 +55,7 @@ async def count_by_partition(source: Any, filters: Sequence[dict[str, Any]], pol
                                            f"{index + 1} of {len(filters)}", on_retry=on_retry)
         result.total += count
         result.counts += 1
+        phase_progress(1)
         if charge is not None:
             result.request_units = (result.request_units or 0.0) + charge
     return result

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import OperationFailure
+from pymongo.errors import OperationFailure, PyMongoError
 
 from dataworks.core.clients import ReadOnlyCollection
 from dataworks.core.retry import RetryPolicy, with_retries
+from dataworks.monitoring.metrics import phase_progress, phase_step
 from dataworks.verify.hashcompare import Transform, expected_documents
 from dataworks.verify.rawdocs import document_id, id_key, split_documents
 
@@ -60,7 +61,9 @@ async def _reservoir_ids(
     seen = 0
     scan = source.find_raw_batches(dict(query or {}), projection={"_id": 1}, batch_size=10_000)
     async for batch in scan:
-        for document in split_documents(batch):
+        documents = split_documents(batch)
+        phase_progress(len(documents))
+        for document in documents:
             seen += 1
             if len(reservoir) < size:
                 reservoir.append(document_id(document))
@@ -69,6 +72,18 @@ async def _reservoir_ids(
                 if slot < size:
                     reservoir[slot] = document_id(document)
     return reservoir
+
+
+async def _estimated_count(source: ReadOnlyCollection,
+                           query: Mapping[str, Any] | None) -> int | None:
+    """The collection's size from its metadata (cheap), for the scan's ETA; None with a
+    filter (the scan reads less) or when the server does not say."""
+    if query:
+        return None
+    try:
+        return await source.estimated_document_count()
+    except PyMongoError:
+        return None
 
 
 async def _fetch(
@@ -92,6 +107,7 @@ async def _fetch(
         out.extend(
             await with_retries(lambda c=chunk: lookup(c), policy, what="sample lookup")
         )
+        phase_progress(len(chunk))
     return out
 
 
@@ -108,13 +124,17 @@ async def sample_compare(
 ) -> SampleResult:
     policy = policy or RetryPolicy()
     result = SampleResult()
+    phase_step(f"drawing {size:,} random documents from the source")
     try:  # a throttled or timed-out $sample (16500, 50) is retried, never scanned around
         documents = await with_retries(
             lambda: _sample_with_stage(source, size, source_query, source_projection),
             policy, what="sampling the source ($sample)")
         result.method = "$sample"
     except OperationFailure as exc:  # not retryable: the server has no $sample
+        phase_step("no $sample on the source: reading every _id for the sample",
+                   total=await _estimated_count(source, source_query), unit="_ids")
         ids = await _reservoir_ids(source, size, random.Random(seed), source_query)
+        phase_step("reading the sampled source documents", total=len(ids))
         documents = await _fetch(source, ids, policy, source_projection)
         result.method = f"reservoir over an _id scan (no $sample on the source: code {exc.code})"
     unique: dict[Any, bytes] = {}
@@ -127,6 +147,7 @@ async def sample_compare(
         for out in await expected_documents(document, transform):
             value = document_id(out)
             expected[id_key(value)] = (value, out)
+    phase_step("comparing with the target", total=len(expected))
     found = {
         id_key(document_id(d)): d
         for d in await _fetch(target, [value for value, _ in expected.values()], policy)
