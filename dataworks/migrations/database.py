@@ -55,7 +55,7 @@ from dataworks.migrations.report import MigrationReport
 from dataworks.migrations.strategy import StrategyContext
 from dataworks.migrations.strategy_map import StrategyMap
 from dataworks.monitoring.logs import event
-from dataworks.monitoring.metrics import RunMetrics
+from dataworks.monitoring.metrics import RunMetrics, current_run
 from dataworks.monitoring.ru import detect_kind
 from dataworks.monitoring.ru_budget import BudgetControl, RequestUnitBucket, control_key
 
@@ -294,20 +294,21 @@ class DatabaseRun:
                 t_db, opts.target.collection, job.info)
             engine = MigrationEngine(opts, job.metrics)
             engine.stop = self.stop  # one Ctrl-C stops every collection
-            result = await engine.run()
-            if result.status == "nothing to do":
-                result.warnings.clear()  # "already finished; use --force-from-start"
-                if not _recorded(earlier):  # data in, but stopped before indexes / verify
-                    await _finish_now(opts, engine, source_client, target_client, result)
-                outcome.take(result)
-                outcome.status = "already finished"
-                outcome.target_count = await fast_count(t_db[opts.target.collection])
-                if earlier is not None and _recorded(earlier) and earlier.get("verification"):
-                    outcome.verification = earlier["verification"]
-                    outcome.verified_earlier = True
-            else:
-                outcome.take(result)
-                outcome.status = "completed"
+            with current_run(job.metrics):  # its index build and verification show on its line
+                result = await engine.run()
+                if result.status == "nothing to do":
+                    result.warnings.clear()  # "already finished; use --force-from-start"
+                    if not _recorded(earlier):  # data in, but stopped before indexes / verify
+                        await _finish_now(opts, engine, source_client, target_client, result)
+                    outcome.take(result)
+                    outcome.status = "already finished"
+                    outcome.target_count = await fast_count(t_db[opts.target.collection])
+                    if earlier is not None and _recorded(earlier) and earlier.get("verification"):
+                        outcome.verification = earlier["verification"]
+                        outcome.verified_earlier = True
+                else:
+                    outcome.take(result)
+                    outcome.status = "completed"
             outcome.option_problems += await copts.apply_validation(
                 t_db, opts.target.collection, job.info)
         except Interrupted:

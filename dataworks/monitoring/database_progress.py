@@ -18,6 +18,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
+from dataworks.monitoring.display import SEP, phase_cells
 from dataworks.monitoring.logs import json_logging
 from dataworks.monitoring.metrics import RunMetrics
 
@@ -32,6 +33,11 @@ def _eta(done: int, total: int | None, rate: float) -> str:
 
 
 def collection_line(name: str, m: RunMetrics) -> str:
+    """The collection's copy, then the phase after it (index build, verification) if one
+    is under way: what is being done, and its own count, rate and ETA."""
+    if m.phase:
+        return f"  {name}: {m.done:,} documents copied · " + SEP.join(
+            c.text for c in phase_cells(m))
     total = f"/{m.total:,}" if m.total is not None else ""
     rate = m.docs_per_second()
     return (f"  {name}: {m.done:,}{total} documents · {rate:,.0f} docs/s · "

@@ -81,3 +81,37 @@ async def test_index_build_names_the_index_and_says_when_progress_is_unknown(sid
     assert report.created == ["by_n"]
     assert line.startswith(f"▸ building indexes: by_n (1/1) · {NO_PROGRESS} · 0:00:"), line
     assert "ETA" not in line and "documents/s ·" not in line, line
+
+
+def test_database_run_phases_report_to_each_collections_line(source_uri, target_uri,
+                                                             unique_db_name):
+    """Each collection's verification reports to that collection's metrics, which its line
+    of the database display renders (without, the phase went nowhere)."""
+    import asyncio
+
+    from pymongo import MongoClient
+
+    from dataworks import commands
+    from dataworks.config.settings import load_settings
+    from dataworks.migrations.namespaces import Selection
+
+    src, dst = f"{unique_db_name}_src", f"{unique_db_name}_dst"
+    with MongoClient(source_uri) as client:
+        for name in ("a", "b"):
+            client[src][name].insert_many([{"_id": i, "n": i} for i in range(300)])
+    settings = load_settings(profile="dev", overrides={
+        "mig_source_db_connection_string": source_uri,
+        "mig_target_db_connection_string": target_uri})
+    holder: list = []
+    try:
+        report = asyncio.run(commands.migrate_database(
+            settings, Selection(source_dbs=(src,), target_db=dst), run=holder,
+            verify="hash"))
+        assert report.ok, report
+        for job in holder[0].jobs:
+            assert "verifying (hash)" in job.metrics.phase_seconds, job.pair.source
+    finally:
+        with MongoClient(source_uri) as client:
+            client.drop_database(src)
+        with MongoClient(target_uri) as client:
+            client.drop_database(dst)

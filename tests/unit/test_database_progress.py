@@ -34,3 +34,18 @@ def test_a_line_per_running_collection_and_one_overall_line() -> None:
     lines = _lines(run)
     assert lines[0].startswith("database: 2/4 collections done · 550/1,000 documents")
     assert len(lines) == 2 and lines[1].strip().startswith("a.busy: 50/100 documents")
+
+
+def test_a_collection_in_its_verify_phase_shows_the_phase_with_its_own_progress() -> None:
+    base = MigrationOptions(source=Endpoint("mongodb://h/", "a", "x"),
+                            target=Endpoint("mongodb://t/", "a", "x"),
+                            strategy_cls=DefaultStrategy)
+    run = DatabaseRun(DatabaseOptions(base=base, selection=Selection(source_dbs=("a",))))
+    run.jobs = [job("busy", "running", 100, 100)]
+    m = run.jobs[0].metrics
+    with m.in_phase("verifying (hash)", total=100):
+        m.phase_done = 40
+        line = _lines(run)[1].strip()
+    assert line.startswith("a.busy: 100 documents copied · ▸ verifying (hash) · "
+                           "40/100 documents · "), line
+    assert "ETA" in line
