@@ -147,7 +147,7 @@ async def _through_pool(batches: list[list[RawBSONDocument]], workers: int,
         assert len(pids) == workers, pids
         started, cpu = time.perf_counter(), time.process_time()
         pending = [await pool.submit(batch) for batch in batches]
-        out = sum(len(docs) for docs in await asyncio.gather(*pending))
+        out = sum(len(docs) for docs, _origins in await asyncio.gather(*pending))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await pool.close()
