@@ -101,14 +101,23 @@ async def migrate_database(
     parallel_collections: int | None = None,
     metrics: RunMetrics | None = None,
     run: list[DatabaseRun] | None = None,
+    live: bool = False,
+    cutover_after_idle: float | None = None,
+    delete_check_interval: float = 60.0,
+    cutover: bool = False,
     **options: Any,
-) -> DatabaseReport:
+) -> Any:
     """Copy many collections (see `migrations.namespaces` for `selection`) in one run; each
     collection resumes from its own checkpoint. `options` are `migrate`'s keyword options.
     With `strategy_map`, the first matching entry decides; `strategy` is for the rest.
 
     `run`, when given, receives the `DatabaseRun` before it starts (progress displays read it).
+    With `live`, every collection follows its change stream after its copy until the run cuts
+    over (see `migrations.database_live`). With `cutover`, ask that running live run to
+    cut over instead, and return its run id.
     """
+    from dataworks.migrations.live import LiveOptions
+
     check_store_spec(options.get("checkpoint_store", "target"))
     rules = read_strategy_map(strategy_map) if strategy_map else None
     base = _migration_options(settings, strategy_cls=DefaultStrategy, strategy_ref="default",
@@ -116,9 +125,15 @@ async def migrate_database(
     database_run = DatabaseRun(DatabaseOptions(
         base=base, selection=selection, strategy=strategy, strategy_map=rules,
         parallel_collections=parallel_collections or settings.mig_parallel_collections,
+        live=LiveOptions(cutover_after_idle=cutover_after_idle,
+                         delete_check_interval=delete_check_interval) if live else None,
     ), metrics)
     if run is not None:
         run.append(database_run)
+    if cutover:
+        from dataworks.migrations.database_live import request_cutover
+
+        return await request_cutover(database_run)
     return await database_run.run()
 
 

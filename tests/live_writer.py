@@ -1,7 +1,9 @@
 """The application during a live-migration test: inserts, updates, replaces and deletes on
 the source for a while, at a steady rate, then exits (`python -m tests.live_writer`).
 
-    python -m tests.live_writer URI DB COLLECTION SECONDS OPS_PER_S [SEED]
+    python -m tests.live_writer URI DB COLLECTION[,COLLECTION...] SECONDS OPS_PER_S [SEED]
+
+With several collections (comma-separated), each operation picks one of them at random.
 
 Documents have integer `_id`s; it touches ids 0..(2 x the seeded count), so it updates and
 deletes copied documents and inserts new ones. Prints the number of operations done.
@@ -25,12 +27,14 @@ def main(argv: list[str]) -> int:
     uri, db, coll, seconds, rate = argv[:5]
     rng = random.Random(int(argv[5]) if len(argv) > 5 else 7)
     with MongoClient(uri) as client:
-        collection = client[db][coll]
-        top = max(collection.estimated_document_count(), 10) * 2
+        collections = [client[db][name] for name in coll.split(",")]
+        tops = [max(c.estimated_document_count(), 10) * 2 for c in collections]
         done, end, step = 0, time.monotonic() + float(seconds), 1.0 / float(rate)
         next_at = time.monotonic()
         while time.monotonic() < end:
-            i = rng.randrange(top)
+            which = rng.randrange(len(collections)) if len(collections) > 1 else 0
+            collection = collections[which]
+            i = rng.randrange(tops[which])
             kind = rng.random()
             if kind < 0.3:
                 collection.replace_one({"_id": i}, {"n": i, "v": rng.random(), "pad": "i",

@@ -105,11 +105,27 @@ def show(run_id: Annotated[str, typer.Argument(help="Run id from `checkpoints li
          common: CommonOptions) -> None:
     """Print one run's saved state as extended JSON."""
     settings = common.settings(mig_target_db_connection_string=target_uri)
-    state = asyncio.run(_with_store(settings, store, lambda s: s.load(run_id)))
+    state = asyncio.run(_with_store(settings, store, lambda s: _load_with_live(s, run_id)))
     if state is None:
         raise CheckpointError(f"no saved state for run {run_id}",
                               hint="see `dataworks checkpoints list`")
     typer.echo(json_util.dumps(state, indent=2, json_options=json_util.RELAXED_JSON_OPTIONS))
+
+
+async def _load_with_live(store: CheckpointStore, run_id: str) -> dict[str, Any] | None:
+    """A run's state; for a --live database run, each collection also shows its live
+    checkpoint's phase, events applied and lag (seconds behind the source)."""
+    state = await store.load(run_id)
+    if state is None or state.get("kind") != DATABASE_RUN:
+        return state
+    for c in state.get("collections", []):
+        if isinstance(c, dict) and c.get("run_id"):
+            live = await store.load(f"{c['run_id']}:live")
+            if live is not None:
+                c["live_checkpoint"] = {k: live.get(k) for k in (
+                    "phase", "events_applied", "lag_s", "deleted_by_id_check", "finished",
+                    "updated_at")}
+    return state
 
 
 @checkpoints_app.command("delete")

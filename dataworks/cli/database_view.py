@@ -143,6 +143,8 @@ def render_database_report(report: DatabaseReport) -> None:
                   n(t["target_count"]), n(t["migrated"]), n(t["already_present"]),
                   n(t["replaced"]), n(t["rejected"]), "", end_section=True)
     console.print(table)
+    if any(c.live for c in report.collections):
+        console.print(live_table(report))
     for c in report.collections:
         for problem in [*c.option_problems, *c.problems]:
             console.print(f"[red]{c.source}:[/] {problem}", markup=True)
@@ -156,6 +158,26 @@ def render_database_report(report: DatabaseReport) -> None:
         console.print(f"{report.totals()['migrated']:,} documents migrated in "
                       f"{report.duration_s:,.1f} s ({report.docs_per_second:,.0f} docs/s, "
                       f"{report.parallel_collections} collections at a time)")
+
+
+def live_table(report: DatabaseReport) -> Table:
+    """--live: what each collection's change stream brought, and whether it cut over."""
+    table = Table(title="live changes per collection")
+    for name in ("collection", "events applied (this run)", "events applied (in all)",
+                 "resumed from event", "deleted by _id check", "lag s", "cut over"):
+        table.add_column(name, justify="left" if name == "collection" else "right")
+
+    def n(value: Any) -> str:
+        return f"{value:,}" if isinstance(value, int) else "?" if value is None else str(value)
+
+    for c in report.collections:
+        if not c.live:
+            continue
+        live = c.live
+        table.add_row(c.source, n(live.get("events_applied")), n(live.get("events_applied_total")),
+                      n(live.get("resumed_from_event")), n(live.get("deleted_by_id_check", 0)),
+                      n(live.get("lag_s")), "yes" if live.get("cut_over") else "no")
+    return table
 
 
 def write_report(path: str, data: dict[str, Any]) -> None:

@@ -199,6 +199,15 @@ def migrate(
         if repair or repair_from or delete_extra:
             raise UserError("--repair works on one collection at a time",
                             hint="add --source-collection (and the target's)")
+        if cutover:
+            run_id = asyncio.run(commands.migrate_database(
+                settings, selection, strategy=strategy, strategy_map=strategy_map,
+                cutover=True, checkpoint_store=checkpoint_store,
+                source_kind=source_kind.value, target_kind=target_kind.value))
+            output_console().print(f"asked live database run {run_id} to cut over: every "
+                                   "collection finishes once it has applied every change and "
+                                   "verified its target")
+            return
         run_database(settings, selection, common=common, strategy=strategy,
                      strategy_map=strategy_map, parallel_collections=parallel_collections,
                      report_file=report_file, metrics_file=metrics_file, options=dict(
@@ -208,7 +217,9 @@ def migrate(
                          unacknowledged=unacknowledged, handle_signals=True, source_kind=source_kind.value,
                          target_kind=target_kind.value, verify=verify.value,
                          sample_size=sample_size, create_indexes=create_indexes,
-                         disable_indexes=disable_indexes))
+                         disable_indexes=disable_indexes, live=live,
+                         cutover_after_idle=cutover_after_idle,
+                         delete_check_interval=delete_check_interval))
         return
     if cutover:
         run_id = asyncio.run(commands.request_cutover(settings, strategy=strategy,
@@ -283,15 +294,10 @@ def refuse_live_combinations(*, live: bool, cutover: bool, database: bool,
                              cutover_after_idle: float | None, unacknowledged: bool,
                              preview: bool) -> None:
     """What live mode cannot do yet is refused before anything is read or written."""
-    if cutover and database:
-        raise UserError("not supported yet: --cutover for many collections (a database run)")
     if not live:
         if cutover_after_idle is not None:
             raise UserError("--cutover-after-idle needs --live")
         return
-    if database:
-        raise UserError("not supported yet: --live for many collections (a database run)",
-                        hint="run one --live migration per collection (--source-collection)")
     if unacknowledged:
         raise UserError("not supported yet: --live with --unacknowledged",
                         hint="live mode checkpoints only what the target acknowledged")

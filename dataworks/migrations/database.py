@@ -44,6 +44,7 @@ from dataworks.migrations.database_report import CollectionOutcome, DatabaseRepo
 from dataworks.migrations.engine import MigrationEngine, MigrationOptions
 from dataworks.migrations.finishing import finish_indexes, verify_load
 from dataworks.migrations.identity import run_id_for
+from dataworks.migrations.live import LiveMigration, LiveOptions
 from dataworks.migrations.loading import load_strategy
 from dataworks.migrations.namespaces import (
     SYSTEM_DATABASES,
@@ -70,6 +71,7 @@ class DatabaseOptions:
     strategy: str | None = None  # --strategy: every collection the map does not match
     strategy_map: StrategyMap | None = None
     parallel_collections: int = 2
+    live: LiveOptions | None = None  # --live: follow every collection's changes (database_live)
 
 
 @dataclass
@@ -81,6 +83,9 @@ class CollectionJob:
     size: int = 0  # bytes (collStats), for largest first
     count: int = 0
     metrics: RunMetrics = field(default_factory=RunMetrics)
+    live: LiveMigration | None = None  # --live, until the collection has cut over
+    copy_report: MigrationReport | None = None  # --live: the copy's, for the follow
+    finished_live: MigrationReport | None = None  # --live: cut over by an earlier run
 
 
 class DatabaseRun:
@@ -121,6 +126,9 @@ class DatabaseRun:
             (j.outcome.source_count or 0) if j.outcome.status == "already finished"
             else j.metrics.resumed_from for j in jobs)
         m.total = sum(j.count for j in jobs)
+        following = {j.pair.source: dict(j.metrics.live) for j in jobs if j.metrics.live}
+        if following:  # --live: lag and events per collection (metrics file)
+            m.live = {"collections": following}
         return m
 
     async def _refresh_metrics_every(self, seconds: float) -> None:
@@ -235,6 +243,12 @@ class DatabaseRun:
         slots = asyncio.Semaphore(max(1, self.options.parallel_collections))
         copies = sorted((j for j in self.jobs if j.options is not None),
                         key=lambda j: (-j.size, -j.count, j.pair.source))
+        gate = None
+        if self.options.live is not None:  # every stream opened before any document is read
+            from dataworks.migrations import database_live
+
+            gate = await database_live.start_streams(self, self.options.live, copies,
+                                                     source_client, store, report.run_id)
         event(log, "database_run_started",
               f"migrating {len(copies)} collections, {self.options.parallel_collections} at a "
               "time, largest first", run_id=report.run_id, collections=len(copies))
@@ -247,6 +261,14 @@ class DatabaseRun:
                                             earlier.get(job.pair.source))
                 async with self._store_lock:
                     await self._save(store, report)
+            if gate is None:
+                return
+            if job.live is None or job.outcome.status != "running":
+                gate.leave(job.pair.source)  # cut over earlier, or failed: nothing to follow
+                return
+            await database_live.follow(self, job, source_client, target_client, store, gate)
+            async with self._store_lock:
+                await self._save(store, report)
 
         refresher = asyncio.create_task(self._refresh_metrics_every(1.0))  # --metrics-file
         try:
@@ -292,6 +314,23 @@ class DatabaseRun:
                 await t_db[opts.target.collection].drop()
             outcome.option_problems = await copts.create_like_source(
                 t_db, opts.target.collection, job.info)
+            if job.finished_live is not None:  # --live, cut over by an earlier run
+                outcome.take(job.finished_live)
+                outcome.live = job.finished_live.live
+                outcome.status = "already finished"
+                outcome.target_count = await fast_count(t_db[opts.target.collection])
+                if earlier is not None and earlier.get("verification"):
+                    outcome.verification = earlier["verification"]
+                    outcome.verified_earlier = True
+                return
+            if job.live is not None:  # --live: copy now, follow once the slot is free
+                job.live.options = opts  # the insert permits and RU budget all collections share
+                with current_run(job.metrics):
+                    job.copy_report = await job.live.copy()
+                outcome.take(job.copy_report)
+                outcome.option_problems += await copts.apply_validation(
+                    t_db, opts.target.collection, job.info)
+                return
             engine = MigrationEngine(opts, job.metrics)
             engine.stop = self.stop  # one Ctrl-C stops every collection
             with current_run(job.metrics):  # its index build and verification show on its line
@@ -453,7 +492,7 @@ async def _finish_now(opts: MigrationOptions, engine: MigrationEngine, source_cl
 
 def _stored(outcome: CollectionOutcome) -> dict[str, Any]:
     keep = ("source", "target", "kind", "strategy", "run_id", "status", "source_count",
-            "target_count", "verification", "error")
+            "target_count", "verification", "error", "live")
     return {k: getattr(outcome, k) for k in keep} | {"option_problems": outcome.option_problems}
 
 

@@ -41,6 +41,8 @@ class CollectionOutcome:
     dead_letter_file: str | None = None
     # rejected or kept documents (MigrationReport.problems): the collection is not a copy
     problems: list[str] = field(default_factory=list)
+    # --live: events applied (this run / in all), resumed from event, lag_s, cut_over
+    live: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

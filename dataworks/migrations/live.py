@@ -41,6 +41,7 @@ from dataworks.core.retry import with_retries
 from dataworks.errors import Interrupted, UserError
 from dataworks.migrations.engine import MigrationEngine, MigrationOptions
 from dataworks.migrations.identity import run_id_for
+from dataworks.migrations.live_cutover import CutoverGate
 from dataworks.migrations.live_deletes import delete_missing
 from dataworks.migrations.live_events import Change, UnsupportedChange, change_of, collapse
 from dataworks.migrations.report import MigrationReport
@@ -79,9 +80,6 @@ def cutover_id(run_id: str) -> str:
     return f"{run_id}:cutover"
 
 
-CUTOVER_POLL_S = 1.0
-
-
 async def request_cutover(options: MigrationOptions) -> str:
     """`migrate --cutover`: ask the live run of this identity (through its checkpoint store)
     to finish once it has caught up: verify, and exit 0 when EQUAL. Returns the run id."""
@@ -112,12 +110,22 @@ def not_supported(what: str, hint: str | None = None) -> UserError:
 
 class LiveMigration:
     def __init__(self, options: MigrationOptions, live: LiveOptions,
-                 metrics: RunMetrics | None = None) -> None:
+                 metrics: RunMetrics | None = None, *, stop: asyncio.Event | None = None,
+                 gate: CutoverGate | None = None) -> None:
+        """`stop` and `gate`: a database run's, shared by all its collections (None: this
+        collection is the whole run)."""
         self.options = options
         self.live = live
         self.metrics = metrics or RunMetrics()
-        self.stop = asyncio.Event()
+        self.shared_stop = stop is not None
+        self.stop = stop or asyncio.Event()
+        self.gate = gate
+        self.member = options.source.namespace  # this collection's name at the gate
         self.cosmos = resolve_kind(options.source_kind, options.source.uri) == "cosmos"
+        self.run_id = run_id_for(options.source, options.target, options.strategy_ref)
+        self.key = live_id(self.run_id)
+        self.state: dict[str, Any] = {}
+        self.strategy: Any = None
 
     async def run(self) -> MigrationReport:
         opts = self.options
@@ -136,16 +144,32 @@ class LiveMigration:
 
     async def _run(self, source: ReadOnlyCollection, target: Any,
                    store: CheckpointStore) -> MigrationReport:
+        finished = await self.prepare(source, store)
+        if finished is not None:
+            return finished
+        # The engine handles Ctrl-C/SIGTERM during the copy. A strategy that splits documents
+        # is refused at the first change it splits (the replay cannot find the parts).
+        report = await self.copy()
+        return await self.follow(source, target, store, report)
+
+    def check(self, source: ReadOnlyCollection) -> None:
+        """What live mode refuses for this collection's strategy (before anything starts)."""
         opts = self.options
-        strategy = opts.strategy_cls(StrategyContext(
+        self.strategy = opts.strategy_cls(StrategyContext(
             source=source, source_namespace=opts.source.namespace,
             target_namespace=opts.target.namespace, batch_size=opts.batch_size))
-        if strategy.build_query() or strategy.projection() is not None:
+        if self.strategy.build_query() or self.strategy.projection() is not None:
             raise not_supported("--live with a strategy that selects documents (build_query) "
                                 "or fields (projection)",
                                 hint="run without --live, or move the selection into transform")
-        run_id = run_id_for(opts.source, opts.target, opts.strategy_ref)
-        key = live_id(run_id)
+
+    async def prepare(self, source: ReadOnlyCollection,
+                      store: CheckpointStore) -> MigrationReport | None:
+        """Step 1, before any document is read: the saved starting point, or a new one from
+        a stream opened now. Returns the report when this live run has already cut over."""
+        opts, run_id, key = self.options, self.run_id, self.key
+        if self.strategy is None:
+            self.check(source)
         if opts.drop_target or opts.force_from_start:
             await store.delete(key)
         state = await store.load(key)
@@ -161,8 +185,9 @@ class LiveMigration:
             if not (opts.drop_target or opts.force_from_start) \
                     and await store.load(run_id) is not None:
                 raise UserError(
-                    "this collection has a checkpoint from a migration without --live: the "
-                    "changes made since it started are unknown, so --live cannot continue it",
+                    f"{opts.source.namespace} has a checkpoint from a migration without "
+                    "--live: the changes made since it started are unknown, so --live cannot "
+                    "continue it",
                     hint="add --force-from-start (or --drop-target) to start a live run")
             with self._signal_handlers():
                 state = await self._start(source, run_id)
@@ -171,17 +196,20 @@ class LiveMigration:
                 raise Interrupted("stopped before the copy began; the live run's starting "
                                   f"point is saved ({store.description})",
                                   hint="run the same command again to continue")
+        self.state = state
+        return None
 
-        # The engine handles Ctrl-C/SIGTERM during the copy. A strategy that splits documents
-        # is refused at the first change it splits (the replay cannot find the parts).
-        report = await self._copy()
+    async def follow(self, source: ReadOnlyCollection, target: Any, store: CheckpointStore,
+                     report: MigrationReport) -> MigrationReport:
+        """Steps 3 and 4: replay, follow, cut over (after `copy`)."""
+        state = self.state
         with self._signal_handlers():
             state["copied"] = report.resumed_from + report.written + report.already_present
             if state.get("phase") == "copy":
                 state["phase"] = "replay"
-                await self._save(store, key, state)
-            await strategy.on_start()
-            await self._follow(source, target, store, key, state, strategy, report)
+                await self._save(store, self.key, state)
+            await self.strategy.on_start()
+            await self._follow(source, target, store, self.key, state, self.strategy, report)
         return report
 
     # -- 1. where the stream starts -------------------------------------------------------
@@ -224,12 +252,15 @@ class LiveMigration:
 
     # -- 2. the copy ----------------------------------------------------------------------
 
-    async def _copy(self) -> MigrationReport:
-        """The ordinary engine, without its end-of-copy verification: the source moves while
-        it copies, so only the verification at cutover means something."""
+    async def copy(self) -> MigrationReport:
+        """Step 2, the ordinary engine, without its end-of-copy verification: the source moves
+        while it copies, so only the verification at cutover means something."""
         finishing = dataclasses.replace(self.options.finishing, verify_mode="none")
         options = dataclasses.replace(self.options, finishing=finishing)
-        report = await MigrationEngine(options, self.metrics).run()
+        engine = MigrationEngine(options, self.metrics)
+        if self.shared_stop:
+            engine.stop = self.stop  # one Ctrl-C stops every collection of a database run
+        report = await engine.run()
         if report.status == "nothing to do":  # copied by an earlier run: the replay goes on
             report.status = "completed"
             report.warnings = [w for w in report.warnings if "already finished" not in w]
@@ -250,15 +281,16 @@ class LiveMigration:
         stats: dict[str, Any] = {"phase": "replay", "events_applied": resumed_from,
                                  "events_per_s": 0.0, "lag_s": None}
         self.metrics.live = stats
-        event(log, "live_replay", f"replaying changes from event {resumed_from:,}",
-              resumed_from=resumed_from)
+        event(log, "live_replay",
+              f"{self.member}: replaying changes from event {resumed_from:,}",
+              resumed_from=resumed_from, collection=self.member)
         try:
             stream = await self._watch(source, state["resume"])
         except OperationFailure as exc:
             raise _resume_error(exc, opts.source.names.uri) from exc
         verdict: dict[str, Any] | None = None
-        request_key = key.removesuffix(":live") + ":cutover"
-        last_poll = 0.0
+        gate = self.gate or CutoverGate(store, cutover_id(self.run_id),
+                                        live.cutover_after_idle, [self.member])
         async with stream:
             while not self.stop.is_set():
                 try:
@@ -276,7 +308,7 @@ class LiveMigration:
                     last_change = now
                     event(log, "live_applied", f"applied {count} change events",
                           level=logging.DEBUG, events=count,
-                          events_applied=state["events_applied"])
+                          events_applied=state["events_applied"], collection=self.member)
                 else:
                     stats["lag_s"] = state["lag_s"] = 0.0  # an empty page: caught up
                 stats["events_applied"] = state["events_applied"]
@@ -284,14 +316,10 @@ class LiveMigration:
                 if self.cosmos and now - last_check >= live.delete_check_interval:
                     await self._check_deletes(source, target, store, key, state, full=False)
                     last_check = time.monotonic()
-                idle = live.cutover_after_idle
-                requested = False
-                if not events and now - last_poll >= CUTOVER_POLL_S:  # caught up: asked to stop?
-                    last_poll = now
-                    requested = await store.load(request_key) is not None
-                if requested or (not events and idle is not None and now - last_change >= idle):
+                if await gate.due(self.member, caught_up=not events, last_change=last_change,
+                                  now=now):
                     verdict = await self._cutover(source, target, store, key, state, transform)
-                    await store.delete(request_key)
+                    await gate.done()
                     break
         report.live = {
             "events_applied": applied, "events_applied_total": state["events_applied"],

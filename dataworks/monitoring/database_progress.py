@@ -40,6 +40,12 @@ def collection_line(name: str, m: RunMetrics) -> str:
             c.text for c in phase_cells(m))
     total = f"/{m.total:,}" if m.total is not None else ""
     rate = m.docs_per_second()
+    if m.live:  # --live, copied: replaying and following its change stream
+        lag = m.live.get("lag_s")
+        return (f"  {name}: {m.live.get('phase', 'replay')} · "
+                f"{m.live.get('events_applied', 0):,} events · "
+                f"{m.live.get('events_per_s', 0):,.0f} events/s · "
+                f"lag {'?' if lag is None else f'{lag:,.1f}'} s")
     return (f"  {name}: {m.done:,}{total} documents · {rate:,.0f} docs/s · "
             f"ETA {_eta(m.done, m.total, rate)}")
 

@@ -290,12 +290,12 @@ def test_live_refuses_what_it_cannot_do_yet(live_pair, unique_db_name, tmp_path)
     source_uri, target_uri = live_pair
     db = unique_db_name
     seed(source_uri, db, 10)
-    database_form = subprocess.run(
+    unacknowledged = subprocess.run(
         [sys.executable, "-m", "dataworks", "migrate", "--profile", "dev",
          "--source-uri", source_uri, "--source-db", db, "--target-uri", target_uri,
-         "--live"], cwd=tmp_path, capture_output=True, text=True)
-    assert database_form.returncode == 2
-    assert "not supported yet: --live for many collections" in database_form.stderr
+         "--live", "--unacknowledged"], cwd=tmp_path, capture_output=True, text=True)
+    assert unacknowledged.returncode == 2
+    assert "not supported yet: --live with --unacknowledged" in unacknowledged.stderr
     cutover = start_live(source_uri, target_uri, db, tmp_path, "--cutover")
     code, _, err = finish(cutover)
     assert code == 2 and "no live migration to cut over" in err

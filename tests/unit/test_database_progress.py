@@ -49,3 +49,19 @@ def test_a_collection_in_its_verify_phase_shows_the_phase_with_its_own_progress(
     assert line.startswith("a.busy: 100 documents copied · ▸ verifying (hash) · "
                            "40/100 documents · "), line
     assert "ETA" in line
+
+
+def test_a_following_collection_shows_its_lag() -> None:
+    """--live: a copied collection's line shows its replay (events, events/s, lag)."""
+    base = MigrationOptions(source=Endpoint("mongodb://h/", "a", "x"),
+                            target=Endpoint("mongodb://t/", "a", "x"),
+                            strategy_cls=DefaultStrategy)
+    run = DatabaseRun(DatabaseOptions(base=base, selection=Selection(source_dbs=("a",))))
+    run.jobs = [job("copying", "running", 50, 100), job("following", "running", 100, 100)]
+    run.jobs[1].metrics.live = {"phase": "replay", "events_applied": 1234,
+                                "events_per_s": 56.0, "lag_s": 2.5}
+    lines = _lines(run)
+    assert lines[1].strip().startswith("a.copying: 50/100 documents")
+    assert lines[2].strip() == "a.following: replay · 1,234 events · 56 events/s · lag 2.5 s"
+    assert run.refresh_metrics().live == {"collections": {"a.following": {
+        "phase": "replay", "events_applied": 1234, "events_per_s": 56.0, "lag_s": 2.5}}}

@@ -1,0 +1,57 @@
+"""When a live migration cuts over: one gate for every collection of the run.
+
+A collection may cut over only when the whole run can: in a database run, a collection that
+stopped following while another was still copying would miss the changes made to it
+meanwhile. So every following collection reports to one gate after each page of its stream,
+and the gate opens when
+
+  - every member is following and caught up, and none has seen a change for
+    `--cutover-after-idle` seconds, or
+  - `migrate --cutover` left a request under the run's identity in the checkpoint store
+    (polled at most once a second; the operator has stopped the application's writes).
+
+Once open it stays open: each member cuts over at its next empty page (caught up). The
+single-collection form is a gate with one member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from dataworks.checkpoints.store import CheckpointStore
+
+CUTOVER_POLL_S = 1.0
+
+
+class CutoverGate:
+    def __init__(self, store: CheckpointStore, request_key: str, idle: float | None,
+                 members: Iterable[str]) -> None:
+        self.store = store
+        self.request_key = request_key
+        self.idle = idle
+        # member -> time of its last change while caught up; None: copying, or not caught up
+        self.members: dict[str, float | None] = dict.fromkeys(members)
+        self.open = False
+        self._last_poll = float("-inf")
+
+    def leave(self, member: str) -> None:
+        """A member that will not follow (finished earlier, failed): the rest need not wait."""
+        self.members.pop(member, None)
+
+    async def due(self, member: str, *, caught_up: bool, last_change: float,
+                  now: float) -> bool:
+        """Called after each page of `member`'s stream: should it cut over now?"""
+        self.members[member] = last_change if caught_up else None
+        if not caught_up:
+            return False
+        if not self.open and self.idle is not None:
+            times = list(self.members.values())
+            self.open = all(t is not None and now - t >= self.idle for t in times)
+        if not self.open and now - self._last_poll >= CUTOVER_POLL_S:
+            self._last_poll = now
+            self.open = await self.store.load(self.request_key) is not None
+        return self.open
+
+    async def done(self) -> None:
+        """The request, if any, is consumed once the run cut over."""
+        await self.store.delete(self.request_key)
