@@ -62,11 +62,21 @@ def _add_database_run(table: Table, run: dict[str, Any], by_id: dict[str, Any]) 
                   "yes" if run.get("finished") else "no")
     for c in collections:
         child = by_id.get(str(c.get("run_id")), {})
-        finished = child.get("finished") or c.get("status") in FINISHED
+        live = by_id.get(f"{c.get('run_id')}:live")
+        finished = (live.get("finished") if live else child.get("finished")) \
+            or c.get("status") in FINISHED
         table.add_row(f"  └ {c.get('run_id') or '-'}", f"  {c.get('source', '')}",
                       f"  {c.get('target', '')}", str(c.get("strategy", "")),
-                      _progress(child) or str(c.get("status", "")),
+                      _live_progress(live) if live and live.get("phase") != "copy"
+                      else _progress(child) or str(c.get("status", "")),
                       "yes" if finished else "no")
+
+
+def _live_progress(live: dict[str, Any]) -> str:
+    """--live, copied: the replay's events and lag (seconds behind the source)."""
+    lag = live.get("lag_s")
+    return (f"{live.get('phase')}: {int(live.get('events_applied', 0)):,} events, lag "
+            + ("?" if lag is None else f"{float(lag):,.1f}") + " s")
 
 
 @checkpoints_app.command("list")
@@ -86,6 +96,7 @@ def list_runs(store: StoreOption = "target", target_uri: TargetUriOption = None,
     by_id = {str(run["run_id"]): run for run in runs}
     grouped = {c.get("run_id") for run in runs if run.get("kind") == DATABASE_RUN
                for c in run.get("collections", []) if isinstance(c, dict)}
+    grouped |= {f"{run_id}:live" for run_id in grouped}  # --live: shown in its row
     for run in runs:
         if run["run_id"] in grouped:
             continue  # shown under its database run

@@ -235,6 +235,14 @@ def test_live_database_copy_replay_and_cutover(live_pair, unique_db_name, tmp_pa
         assert c["live_checkpoint"]["phase"] == "done"
         assert isinstance(c["live_checkpoint"]["lag_s"], int | float)
         assert c["live"]["events_applied_total"] > 0
+    # ... and in `dataworks checkpoints list`, in each collection's row under the run
+    listed = subprocess.run(
+        [sys.executable, "-m", "dataworks", "checkpoints", "list", "--target-uri", target_uri],
+        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "COLUMNS": "250"})
+    assert listed.returncode == 0, listed.stderr
+    rows = [line for line in listed.stdout.splitlines() if f"migrate_{db}_t_" in line]
+    assert len(rows) == len(SIZES), listed.stdout  # no separate rows for the ':live' records
+    assert all("done:" in row and " events, lag " in row for row in rows), listed.stdout
 
 
 def test_live_database_sigkill_during_copy_and_replay(live_pair, unique_db_name, tmp_path):
