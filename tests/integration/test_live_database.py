@@ -346,6 +346,13 @@ def test_live_database_stopped_then_cutover_asked_by_a_second_command(
         assert client[META]["checkpoints"].find_one(
             {"_id": f"{report['run_id']}:cutover"}) is None
 
+    # The same command once more: every collection has cut over, nothing is copied again
+    again = start_live_db(source_uri, target_uri, db, tmp_path, "--cutover-after-idle", "1")
+    code, out, err = finish(again)
+    assert code == 0, out + err[-3000:]
+    rows = json.loads((tmp_path / "report.json").read_text())["collections"]
+    assert all(r["status"] == "already finished" and r["migrated"] == 0 for r in rows), rows
+
 
 def test_live_database_from_cosmos_finds_deletes_per_collection(live_pair, unique_db_name,
                                                                  tmp_path):
