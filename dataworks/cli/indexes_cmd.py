@@ -13,6 +13,7 @@ from rich.table import Table
 from dataworks.cli.common import CommonOptions, command_options, output_console
 from dataworks.cli.endpoint_options import endpoint_options
 from dataworks.cli.verify_cmd import open_sides, run_async
+from dataworks.monitoring.progress import show_phase
 from dataworks.indexes import (
     IndexComparison,
     IndexCopyReport,
@@ -107,7 +108,8 @@ def copy_command(
     """Create the source's indexes on the target, then compare. Exit 1 if any failed."""
     async def body() -> tuple[IndexCopyReport, IndexComparison]:
         async with open_sides(common, endpoints) as (source, target):
-            report = await copy_indexes(source, target, ts_field=ts_field)
+            async with show_phase("copying indexes", enabled=not common.quiet):
+                report = await copy_indexes(source, target, ts_field=ts_field)
             return report, await compare_indexes(source, target, ts_field=ts_field)
 
     report, comparison = run_async(body)

@@ -26,6 +26,7 @@ from dataworks.core.suggest import missing_collection
 from dataworks.errors import RunFailed
 from dataworks.migrations.loading import load_strategy
 from dataworks.migrations.strategy import StrategyContext
+from dataworks.monitoring.progress import show_phase
 from dataworks.verify import Transform, VerifyMode, VerifyReport, verify
 from dataworks.verify.rawdocs import display_id
 from dataworks.verify.report import DISPLAY_LIMIT
@@ -149,10 +150,16 @@ def verify_command(
     async def body() -> VerifyReport:
         async with open_sides(common, endpoints) as (source, target):
             transform = await strategy_transform(strategy, source, target)
-            return await verify(
-                source, target, mode, sample_size=sample_size, partitions=partitions,
-                parallelism=parallelism, transform=transform,
-            )
+            # hash: the source's size from its metadata, for the rate's ETA (sample sets its
+            # own total per step; count counts partitions)
+            total = await source.estimated_document_count() if mode is VerifyMode.HASH \
+                else None
+            async with show_phase(f"verifying ({mode.value})", total=total,
+                                  enabled=not common.quiet):
+                return await verify(
+                    source, target, mode, sample_size=sample_size, partitions=partitions,
+                    parallelism=parallelism, transform=transform,
+                )
 
     report = run_async(body)
     if report_path is not None:

@@ -168,6 +168,20 @@ class ProgressView:
             yield line
 
 
+class PhaseView:
+    """Only the phase line, for commands that are nothing but a phase (`verify`,
+    `indexes copy`): there is no copy to show a bar for."""
+
+    def __init__(self, metrics: RunMetrics) -> None:
+        self.metrics = metrics
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.metrics.phase:
+            line = _join(_fit(phase_cells(self.metrics), max(20, options.max_width - ECHO_ROOM)))
+            line.no_wrap, line.overflow = True, "ellipsis"
+            yield line
+
+
 def phase_cells(m: RunMetrics) -> list[Cell]:
     """The phase after the copy: what is being done, its count, rate and ETA where a total
     is known, what is not known (said, not guessed), and how long the phase has run."""

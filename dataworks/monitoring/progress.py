@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from rich.console import Console
 from rich.live import Live
 
-from dataworks.monitoring.display import SEP, ProgressView, phase_cells
+from dataworks.monitoring.display import SEP, PhaseView, ProgressView, phase_cells
 from dataworks.monitoring.logs import json_logging, logs_above_display
 from dataworks.monitoring.metrics import RunMetrics, current_run
 
@@ -71,8 +71,20 @@ async def show_progress(
 
 
 @contextlib.asynccontextmanager
+async def show_phase(name: str, *, total: int | None = None, enabled: bool = True,
+                     interval: float = 0.25, log_interval: float = 10.0) -> AsyncIterator[None]:
+    """A command that is one phase (`verify`, `indexes copy`): only its phase line, live on
+    a terminal, a log line every `log_interval` seconds otherwise."""
+    metrics = RunMetrics()
+    with current_run(metrics), metrics.in_phase(name, total=total):
+        async with _show(metrics, name, enabled=enabled, interval=interval,
+                         log_interval=log_interval, phase_only=True):
+            yield
+
+
+@contextlib.asynccontextmanager
 async def _show(metrics: RunMetrics, label: str, *, enabled: bool, interval: float,
-                log_interval: float) -> AsyncIterator[None]:
+                log_interval: float, phase_only: bool = False) -> AsyncIterator[None]:
     if not enabled:
         yield
         return
@@ -80,7 +92,7 @@ async def _show(metrics: RunMetrics, label: str, *, enabled: bool, interval: flo
     terminal = sys.stderr.isatty() and not json_logging()
     if terminal:
         console = Console(stderr=True)
-        view = ProgressView(metrics, label)
+        view = PhaseView(metrics) if phase_only else ProgressView(metrics, label)
         with Live(view, console=console, refresh_per_second=max(1, int(1 / interval)),
                   transient=False, redirect_stdout=False, redirect_stderr=True), \
                 logs_above_display():
@@ -90,12 +102,17 @@ async def _show(metrics: RunMetrics, label: str, *, enabled: bool, interval: flo
     async def log_lines() -> None:
         while True:
             await asyncio.sleep(log_interval)
-            total = f"/{metrics.total:,}" if metrics.total is not None else ""
-            plain = _stats_line(metrics).replace("[bold red]", "").replace("[red]", "").replace("[/]", "")
-            log.info("%s: %s%s documents · %s", label, f"{metrics.done:,}", total, plain)
+            if not phase_only:
+                total = f"/{metrics.total:,}" if metrics.total is not None else ""
+                plain = _stats_line(metrics).replace("[bold red]", "").replace(
+                    "[red]", "").replace("[/]", "")
+                log.info("%s: %s%s documents · %s", label, f"{metrics.done:,}", total, plain)
             if metrics.phase:
-                log.info("%s: %s", label,
-                         SEP.join(c.text for c in phase_cells(metrics)).removeprefix("▸ "))
+                phase = SEP.join(c.text for c in phase_cells(metrics)).removeprefix("▸ ")
+                if phase_only:
+                    log.info("%s", phase)
+                else:
+                    log.info("%s: %s", label, phase)
 
     ticker = asyncio.create_task(log_lines())
     try:

@@ -115,3 +115,78 @@ def test_database_run_phases_report_to_each_collections_line(source_uri, target_
             client.drop_database(src)
         with MongoClient(target_uri) as client:
             client.drop_database(dst)
+
+
+def _in_a_terminal(args: list[str], columns: int = 120) -> tuple[int, str]:
+    """Run `python -m dataworks ARGS` with a pseudo-terminal as stdin/stdout/stderr; the
+    screen's text (colours and cursor moves taken out) and the exit code."""
+    import os
+    import pty
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    main_fd, child_fd = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MIG_", "GEN_"))}
+    env.update(COLUMNS=str(columns), LINES="40", TERM="xterm-256color",
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    process = subprocess.Popen([sys.executable, "-m", "dataworks", *args], stdin=child_fd,
+                               stdout=child_fd, stderr=child_fd, env=env, close_fds=True)
+    os.close(child_fd)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main_fd)
+    code = process.wait(timeout=120)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", text)
+
+
+def renders(screen: str) -> list[str]:
+    """Each rendering of the phase line (redraws overwrite it in place: one screen line)."""
+    import re
+
+    return [match.strip() for match in re.findall(r"▸ [^▸\n]*", screen)]
+
+
+@pytest.mark.parametrize("mode", ["hash", "sample"])
+async def test_verify_command_shows_its_phase_in_a_terminal(sides, mode, source_uri,
+                                                            target_uri):
+    """`dataworks verify` on a terminal: its phase line, with documents compared, their rate
+    and an ETA, stays on the screen when it ends."""
+    import asyncio
+
+    source, target = sides
+    args = ["verify", "--mode", mode, "--source-uri", source_uri, "--source-db",
+            source.database_name, "--source-collection", "orders", "--target-uri", target_uri,
+            "--target-db", target.database.name, "--target-collection", "orders"]
+    code, screen = await asyncio.to_thread(_in_a_terminal, args)
+    assert code == 0, screen
+    phase = [line for line in renders(screen) if line.startswith(f"▸ verifying ({mode})")]
+    assert phase, screen
+    compared = "1,200/1,200 documents" if mode == "hash" else "1,000/1,000 documents"
+    assert compared in phase[-1] and "documents/s · ETA 0:00:00" in phase[-1], phase[-1]
+
+
+async def test_indexes_copy_shows_the_index_being_built_in_a_terminal(sides, source_uri,
+                                                                     target_uri):
+    import asyncio
+
+    source, target = sides
+    async with AsyncMongoClient(source_uri) as client:  # test set-up, not DataWorks
+        await client[source.database_name].orders.create_index("n", name="by_n")
+    args = ["indexes", "copy", "--source-uri", source_uri, "--source-db", source.database_name,
+            "--source-collection", "orders", "--target-uri", target_uri, "--target-db",
+            target.database.name, "--target-collection", "orders"]
+    code, screen = await asyncio.to_thread(_in_a_terminal, args)
+    assert code == 0, screen
+    phase = [line for line in renders(screen) if line.startswith("▸ copying indexes")]
+    assert phase and phase[-1].startswith("▸ copying indexes: by_n (1/1) · "), screen
+    assert "ETA" not in phase[-1], phase[-1]  # the test servers report no build progress
