@@ -18,6 +18,7 @@ from pymongo.errors import PyMongoError
 from dataworks.monitoring.metrics import in_a_phase, phase_position
 
 POLL_S = 1.0
+ASK_S = 5.0  # longest wait for one currentOp answer
 NO_PROGRESS = "documents/s unknown: the server reports no index build progress"
 
 
@@ -40,11 +41,12 @@ def build_progress(inprog: list[Mapping[str, Any]], namespace: str, collection: 
 async def report_build_progress(target: Any, index: str) -> tuple[int, int] | None:
     """Ask the server once how far the build of `index` is and show it in the current
     phase; where it does not say, the phase says that documents/s is unknown."""
-    try:
-        reply = await target.database.client.admin.command({"currentOp": 1, "$all": True})
+    try:  # bounded: a display must never hold up (or wait on) the build it watches
+        reply = await asyncio.wait_for(
+            target.database.client.admin.command({"currentOp": 1, "$all": True}), ASK_S)
         found = build_progress(reply.get("inprog") or [], target.full_name, target.name,
                                index)
-    except PyMongoError:  # no currentOp here, or not allowed to read it
+    except (PyMongoError, asyncio.TimeoutError):  # no currentOp, not allowed, no answer
         found = None
     if found is None:
         phase_position(0, note=NO_PROGRESS)
@@ -63,7 +65,7 @@ async def _poll(target: Any, index: str, interval: float) -> None:
 async def watching_build(target: Any, index: str, *,
                          interval: float = POLL_S) -> AsyncIterator[None]:
     """Report the build of `index` on `target` to the current phase while the body runs
-    (no polling when no phase is shown: `dataworks indexes copy`)."""
+    (no polling outside a phase: a library call that shows nothing)."""
     if not in_a_phase():
         yield
         return
@@ -72,5 +74,4 @@ async def watching_build(target: Any, index: str, *,
         yield
     finally:
         poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller
+        await asyncio.wait({poller}, timeout=ASK_S)  # never wait long on a stuck question
