@@ -180,6 +180,14 @@ class ReadOnlyCollection:
         raw = self.__collection.with_options(codec_options=RAW_CODEC)
         return RawDocumentBatches(ReadOnlyCursor(raw.find(*args, **kwargs)))
 
+    def find_raw_pages(self, query: Mapping[str, Any], projection: Any = None, *,
+                       batch_size: int) -> Any:
+        """`find` as pages of raw documents that a throttled page does not end
+        (`core.page_cursor.PageCursor`): natural-order reads cannot reopen cheaply."""
+        from dataworks.core.page_cursor import PageCursor  # it imports this module
+
+        return PageCursor(self.__collection, dict(query), projection, batch_size)
+
     async def find_one(self, *args: Any, **kwargs: Any) -> Any:
         return await self.__collection.find_one(*args, **kwargs)
 

@@ -26,7 +26,7 @@ from pymongo.errors import PyMongoError
 from dataworks.core.clients import ReadOnlyCollection
 from dataworks.core.endpoints import SOURCE_SETTING
 from dataworks.core.errors import ErrorKind, classify, fatal_error
-from dataworks.core.retry import RetryPolicy, with_retries
+from dataworks.core.retry import RetryBudget, RetryPolicy, with_retries
 from dataworks.core.throttle import ReadPacer
 from dataworks.errors import DataWorksError, PluginError
 from dataworks.migrations.batches import Batch
@@ -226,11 +226,13 @@ class PartitionReader:
         resume_at: dict[str, Any] | None = position["after"]
         to_pass = int(resume_at["read"]) if resume_at else 0
         seen = IdSequence()
-        cursor = self.source.find_raw_documents(
+        # A cursor that a throttled page leaves open: reopening would read the prefix again
+        cursor = self.source.find_raw_pages(
             self.base_query, self.projection, batch_size=self.pacer.batch_size
         )
+        stuck = self.policy.budget(f"reading partition {state.partition.index}")
         try:
-            while (docs := await self._round_trip(cursor)) is not None:
+            while (docs := await self._next_page(cursor, stuck)) is not None:
                 if seen.read < to_pass:
                     passed = docs[:to_pass - seen.read]
                     seen.add(passed)
@@ -249,6 +251,24 @@ class PartitionReader:
             await cursor.close()
         if seen.read < to_pass:
             check_same_prefix(seen, resume_at or {})
+
+    async def _next_page(self, cursor: Any, stuck: RetryBudget) -> list[RawBSONDocument] | None:
+        """The next page of a natural-order cursor. A throttled page is asked for again on
+        the same cursor after the wait (RetryAfterMs at least), within the retry limits;
+        any other error, or a cursor the throttling ended, goes to the reopening loop."""
+        while True:
+            try:
+                docs = await self._round_trip(cursor)
+            except PyMongoError as exc:
+                verdict = classify(exc)
+                if verdict.kind is not ErrorKind.THROTTLED or not cursor.resumable:
+                    raise
+                pause = stuck.next_delay(verdict)  # RunFailed when throttled for too long
+                self.metrics.retries += 1
+                await asyncio.sleep(pause)
+                continue
+            stuck.progressed()
+            return docs
 
     async def _queue(self, state: PartitionState, position: dict[str, Any],
                      docs: list[RawBSONDocument], nbytes: int, *, mark: Any) -> None:

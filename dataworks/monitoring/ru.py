@@ -275,6 +275,10 @@ class MeteredSource:
         return _MeteredCursor(self._source, self._slots, self._meter, args, kwargs,
                               method="find_raw_documents")
 
+    def find_raw_pages(self, *args: Any, **kwargs: Any) -> _MeteredCursor:
+        return _MeteredCursor(self._source, self._slots, self._meter, args, kwargs,
+                              method="find_raw_pages")
+
 
 class _MeteredCursor:
     def __init__(self, source: ReadOnlyCollection, slots: _Slots, meter: RequestUnitMeter,
@@ -288,6 +292,12 @@ class _MeteredCursor:
 
     def __aiter__(self) -> _MeteredCursor:
         return self
+
+    @property
+    def resumable(self) -> bool:
+        """A page cursor that a throttled page did not end (`core.page_cursor`): the
+        same cursor, on the same connection, is asked again."""
+        return self._cursor is None or bool(getattr(self._cursor, "resumable", False))
 
     async def __anext__(self) -> Any:
         if self._client is None:

@@ -49,6 +49,10 @@ handshake), so it can meter, refuse, shorten or rewrite each request. Behaviour:
   `operationType` filter); a throttled `getMore` on a change stream returns an empty page.
   `change_history_lost = True` refuses every change stream that resumes with MongoDB's
   error 286 (ChangeStreamHistoryLost), as for a resume point that expired.
+- **`throttle_getmores(every, times)`** (a test switch): every `every`-th getMore on a
+  query cursor is answered 16500 (up to `times` of them), whatever the budget: throttling
+  that lands on getMore deterministically. The server's cursor is left open, as a refused
+  request changes nothing.
 - **`throttle_sample = True`** (a test switch): every `aggregate` with a `$sample` stage gets
   16500 whatever the budget, as on an account where sampling a large collection never fits
   the provisioned rate; other requests follow the budget as usual.
@@ -201,6 +205,8 @@ class CosmosStandIn:
     _connections: set[Any] = field(default_factory=set)
     _change_cursors: set[int] = field(default_factory=set)
     _cursors_to_lose: int = 0
+    _getmore_throttle: tuple[int, int] = (0, 0)  # (every n-th getMore, times left)
+    _getmores_seen: int = 0
     _upstream_sessions: bool | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -298,6 +304,14 @@ class CosmosStandIn:
         as Cosmos DB answers for a cursor that timed out; the server's cursor is closed."""
         def set_it() -> None:
             self._cursors_to_lose = getmores
+        self._in_loop(set_it)
+
+    def throttle_getmores(self, every: int, times: int = 1_000_000) -> None:
+        """From now on every `every`-th getMore on a query cursor gets 16500 (up to
+        `times` of them); `every=0` stops it."""
+        def set_it() -> None:
+            self._getmore_throttle = (every, times)
+            self._getmores_seen = 0
         self._in_loop(set_it)
 
     def reset_counters(self) -> CosmosCounters:
@@ -505,6 +519,13 @@ class CosmosStandIn:
                 CURSOR_NOT_FOUND, f"cursor id {body.get(name)} not found", "CursorNotFound"))
         if key == "insert" and not self.server_side_retry:
             return await self._insert(conn, frame, msg, name)
+        if key == "getmore" and self._getmore_throttle[0] \
+                and body.get(name) not in self._change_cursors:
+            every, left = self._getmore_throttle
+            self._getmores_seen += 1
+            if left > 0 and self._getmores_seen % every == 0:
+                self._getmore_throttle = (every, left - 1)
+                return self._answer(frame, self._throttle(conn, name))
         if self.throttle_sample and key == "aggregate" and _has_sample(body):
             return self._answer(frame, self._throttle(conn, name))
         refusal = await self._admit(conn, name)
