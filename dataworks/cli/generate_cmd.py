@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +19,7 @@ from dataworks.cli.monitoring_options import (
     ServerKind,
     print_request_units,
 )
-from dataworks.core.stop import stop_at_once
+from dataworks.core.stop import stop_on_signals
 from dataworks.errors import UserError
 from dataworks.generators.run import GenerationReport, generate, preview
 from dataworks.monitoring.metrics import RunMetrics
@@ -123,25 +122,9 @@ def run_async(make: Callable[[], Awaitable[T]]) -> T:
 
     async def main() -> Any:
         task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        presses = 0
-
-        def on_signal(signum: int) -> None:
-            nonlocal presses
-            presses += 1
-            if presses > 1:
-                stop_at_once()
-            log.warning("%s received: saving the checkpoint (press again to stop at once)",
-                        signal.Signals(signum).name)
-            if task is not None:
-                task.cancel()
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(signum, on_signal, signum)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Windows
-                pass
-        return await make()
+        assert task is not None
+        with stop_on_signals(task.cancel, "saving the checkpoint"):
+            return await make()
 
     return asyncio.run(main())
 

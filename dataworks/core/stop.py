@@ -1,10 +1,15 @@
-"""The second Ctrl-C: stop at once, and say in one line what that means for the checkpoint."""
+"""Ctrl-C and SIGTERM: the first asks the run to stop cleanly (it saves its checkpoint), the
+second stops at once and says in one line what that means for the checkpoint."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
+from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 import psutil
@@ -32,3 +37,36 @@ def stop_at_once() -> NoReturn:
         except psutil.Error:
             pass
     os._exit(130)
+
+
+@contextlib.contextmanager
+def stop_on_signals(request_stop: Callable[[], None], doing: str, *,
+                    enabled: bool = True) -> Iterator[None]:
+    """While inside (in the running event loop): the first SIGINT/SIGTERM logs
+    "<SIGNAL> received: <doing> (press again to stop at once)" and calls `request_stop`; the
+    second calls `stop_at_once`. Handlers are removed on the way out."""
+    if not enabled:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal presses
+        presses += 1
+        if presses > 1:
+            stop_at_once()
+        log.warning("%s received: %s (press again to stop at once)",
+                    signal.Signals(signum).name, doing)
+        request_stop()
+
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)

@@ -21,9 +21,7 @@ import hashlib
 import json
 import logging
 import math
-import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,7 +34,7 @@ from dataworks.core.clients import (
     fast_count,
 )
 from dataworks.core.sameness import may_share_a_server
-from dataworks.core.stop import stop_at_once
+from dataworks.core.stop import stop_on_signals
 from dataworks.core.throttle import AdaptiveLimiter
 from dataworks.errors import Interrupted, UserError
 from dataworks.migrations import collection_options as copts
@@ -101,7 +99,6 @@ class DatabaseRun:
         self.ru_buckets: dict[str, RequestUnitBucket] = {
             side: RequestUnitBucket(options.base.ru_per_second or math.inf)
             for side in ("source", "target")}
-        self._signals = 0
         self._store_lock = asyncio.Lock()
 
     # -- what the progress display reads ---------------------------------------------------
@@ -437,32 +434,10 @@ class DatabaseRun:
                 raise
             log.warning("could not save the database run's record (%s)", exc)
 
-    @contextlib.contextmanager
-    def _signal_handlers(self) -> Iterator[None]:
-        if not self.options.base.handle_signals:
-            yield
-            return
-        loop = asyncio.get_running_loop()
-
-        def on_signal(signum: int) -> None:
-            self._signals += 1
-            if self._signals > 1:
-                stop_at_once()
-            log.warning("%s received: finishing in-flight batches of every running collection "
-                        "and saving their checkpoints (press again to stop at once)",
-                        signal.Signals(signum).name)
-            self.stop.set()
-
-        installed = []
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, on_signal, signum)
-                installed.append(signum)
-        try:
-            yield
-        finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
+    def _signal_handlers(self) -> contextlib.AbstractContextManager[None]:
+        return stop_on_signals(self.stop.set, "finishing in-flight batches of every running "
+                               "collection and saving their checkpoints",
+                               enabled=self.options.base.handle_signals)
 
 
 def _recorded(earlier: dict[str, Any] | None) -> bool:

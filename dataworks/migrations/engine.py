@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ from dataworks.core.dead_letter import DeadLetterFile, KeptIdsFile
 from dataworks.core.errors import Classified, ErrorKind, classify, fatal_error
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.core.sameness import may_share_a_server, same_collection
-from dataworks.core.stop import stop_at_once
+from dataworks.core.stop import stop_on_signals
 from dataworks.core.suggest import missing_collection
 from dataworks.core.throttle import AdaptiveLimiter, ReadPacer
 from dataworks.errors import CheckpointError, DataWorksError, Interrupted, UserError
@@ -132,7 +131,6 @@ class MigrationEngine:
         self.options = options
         self.metrics = metrics or RunMetrics()
         self.stop = asyncio.Event()
-        self._signals = 0
         # Source reads of the whole run: throttling slows them down (cursors, batch size).
         self._pacer = ReadPacer(options.parallel_cursors, options.batch_size,
                                 recovery_s=options.throttle_recovery_s, metrics=self.metrics)
@@ -659,34 +657,9 @@ class MigrationEngine:
         report.request_units_by = dict(m.request_units_by)
         _note_leftovers(report, dead_letter, kept_ids)
 
-    @contextlib.contextmanager
     def _signal_handlers(self) -> Any:
-        if not self.options.handle_signals:
-            yield
-            return
-        loop = asyncio.get_running_loop()
-
-        def on_signal(signum: int) -> None:
-            self._signals += 1
-            if self._signals == 1:
-                log.warning("%s received: finishing in-flight batches and saving the "
-                            "checkpoint (press again to stop at once)", signal.Signals(signum).name)
-                self.stop.set()
-            else:
-                stop_at_once()
-
-        installed = []
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(signum, on_signal, signum)
-                installed.append(signum)
-            except (NotImplementedError, RuntimeError):  # not the main thread
-                pass
-        try:
-            yield
-        finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
+        return stop_on_signals(self.stop.set, "finishing in-flight batches and saving the "
+                               "checkpoint", enabled=self.options.handle_signals)
 
 
 def _refuse_same_namespace(source: Endpoint, target: Endpoint) -> None:

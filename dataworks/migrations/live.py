@@ -14,11 +14,9 @@ are found by comparing `_id`s (`live_deletes`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import inspect
 import logging
-import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from dataworks.checkpoints.store import (
 from dataworks.core.clients import ReadOnlyCollection, connect
 from dataworks.core.errors import classify, fatal_error
 from dataworks.core.retry import with_retries
+from dataworks.core.stop import stop_on_signals
 from dataworks.errors import Interrupted, UserError
 from dataworks.migrations.engine import MigrationEngine, MigrationOptions
 from dataworks.migrations.identity import run_id_for
@@ -428,33 +427,9 @@ class LiveMigration:
         await with_retries(lambda: store.save(key, state), self.options.retry,
                            what="saving the live checkpoint")
 
-    @contextlib.contextmanager
     def _signal_handlers(self) -> Any:
-        if not self.options.handle_signals:
-            yield
-            return
-        loop = asyncio.get_running_loop()
-        presses = 0
-
-        def on_signal(signum: int) -> None:
-            nonlocal presses
-            presses += 1
-            if presses > 1:
-                raise SystemExit(130)
-            log.warning("%s received: applying the batch in hand and saving the checkpoint "
-                        "(press again to stop at once)", signal.Signals(signum).name)
-            self.stop.set()
-
-        installed = []
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, on_signal, signum)
-                installed.append(signum)
-        try:
-            yield
-        finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
+        return stop_on_signals(self.stop.set, "applying the batch in hand and saving the "
+                               "checkpoint", enabled=self.options.handle_signals)
 
 
 def _store(spec: str, target_client: Any) -> CheckpointStore:
