@@ -247,7 +247,8 @@ def test_live_from_cosmos_finds_deletes_by_id(live_pair, unique_db_name, tmp_pat
     db = unique_db_name
     seed(source_uri, db)
     with CosmosStandIn.in_front_of(source_uri, account="acct", key=COSMOS_TEST_KEY) as cosmos:
-        live = start_live(cosmos.uri, target_uri, db, tmp_path, "--source-kind", "cosmos",
+        # no --source-kind: the stand-in answers as Cosmos DB does (hello _t)
+        live = start_live(cosmos.uri, target_uri, db, tmp_path,
                           "--cutover-after-idle", "3", "--delete-check-interval", "1")
         wait_for(lambda: live_run_started(target_uri, db), "the live run's starting point")
         writer = start_writer(source_uri, db, seconds=8, rate=60, seed_=5)
