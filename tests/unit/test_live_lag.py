@@ -1,0 +1,45 @@
+"""The pure helpers of bench/live_lag.py: the writer's id bookkeeping and the figures taken
+from the metrics samples and the polled checkpoint."""
+
+from __future__ import annotations
+
+import random
+
+from bench.live_lag import IdPool, caught_up_at, percentile, window_figures
+
+
+def test_id_pool_picks_present_ids_and_absent_ones():
+    ids = IdPool(range(5), 10, random.Random(1))
+    ids.remove(2)
+    ids.remove(4)  # the last one: nothing to move
+    ids.add(7)
+    assert sorted(i for i in range(10) if i in ids) == [0, 1, 3, 7]
+    assert len(ids) == 4
+    assert {ids.pick() for _ in range(200)} == {0, 1, 3, 7}
+    assert all(ids.absent() not in ids for _ in range(200))
+
+
+def test_percentile_nearest_rank():
+    assert percentile([], 50) is None
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 100) == 4.0
+
+
+def test_window_figures_by_wall_clock():
+    def sample(ts: str, applied: int, lag: float | None) -> dict:
+        return {"ts": f"2026-12-01T05:00:{ts}+00:00", "elapsed_s": 1.5,  # frozen after copy
+                "live": {"events_applied": applied, "lag_s": lag}}
+
+    samples = [{"ts": "2026-12-01T05:00:00+00:00", "elapsed_s": 0.1},  # copying: no "live"
+               sample("05", 0, 0.0), sample("10", 1000, 2.0), sample("15", 3000, None),
+               sample("20", 4000, 4.0)]
+    start = 1796101205.0  # 2026-12-01T05:00:05Z
+    figures = window_figures(samples, start, start + 10)
+    assert figures == {"samples": 3, "applied_per_s": 300.0, "lag_p50_s": 0.0,
+                       "lag_max_s": 2.0}
+
+
+def test_caught_up_at_is_the_first_poll_with_the_final_count():
+    assert caught_up_at([]) is None
+    assert caught_up_at([(1.0, 5, 1.0), (2.0, 9, 0.5), (3.0, 9, 0.0)]) == 2.0
