@@ -1,6 +1,7 @@
 """How far behind does `dataworks migrate --live` stay while the application keeps writing?
 
     .venv/bin/python -m bench.live_lag [--rates 500,2000] [--docs 20000] [--seconds 30]
+                                       [--give-up 240] [--keep DIR]
 
 Per rate R (changes/s): a fresh mongo-java-server pair (the source keeps an oplog, so it has
 change streams), the source loaded with `--docs` small documents, then
@@ -13,7 +14,8 @@ holds, so each operation is a change (the writer counts those that changed a doc
 change starts at its scheduled time, up to 64 in flight, so one slow round trip does not
 hold the rate back (a synchronous writer reached only ~150 changes/s on this loaded machine).
 The run then cuts over after 5 idle seconds and must exit 0 with `hash: EQUAL`, and the
-target must equal the source byte for byte.
+target must equal the source byte for byte. A run not cut over `--give-up` seconds after
+the writer stopped is stopped with SIGTERM and counts as not exact.
 
 Printed per rate (one JSON row): operations and changes the writer achieved per second; the
 events applied per second from the writer's start until the replay caught up (the live
@@ -235,7 +237,8 @@ def caught_up_at(points: list[tuple[float, int, float | None]]) -> float | None:
     return next(at for at, applied, _ in points if applied == final)
 
 
-def run_rate(rate: float, docs: int, seconds: float, work: Path) -> dict[str, Any]:
+def run_rate(rate: float, docs: int, seconds: float, work: Path,
+             give_up: float) -> dict[str, Any]:
     source = MongoJavaServer(work / f"source-{rate:g}", oplog=True, heap="1g").start()
     target = MongoJavaServer(work / f"target-{rate:g}", heap="1g").start()
     try:
@@ -265,10 +268,16 @@ def run_rate(rate: float, docs: int, seconds: float, work: Path) -> dict[str, An
                 write_paced(source.uri, rate, seconds, docs))
             stopped_at = time.monotonic() - started
             wall_stopped = time.time()
-            live.wait(timeout=300)
+            gave_up = False
+            try:
+                live.wait(timeout=give_up)
+            except subprocess.TimeoutExpired:  # not caught up: stop it (it saves, exits 130)
+                gave_up = True
+                live.terminate()
+                live.wait(timeout=120)
         out, err = out_path.read_text(), err_path.read_text()
         exited_at = time.monotonic() - started
-        caught_up = caught_up_at(poller.points)
+        caught_up = None if gave_up else caught_up_at(poller.points)
         applied = poller.points[-1][1] if poller.points else 0
         polled_lags = [lag for _, _, lag in poller.points if lag is not None]
         samples = json.loads(metrics_file.read_text())["samples"]
@@ -276,7 +285,7 @@ def run_rate(rate: float, docs: int, seconds: float, work: Path) -> dict[str, An
                "copy_s": round(copied_at, 1), "writer_s": round(writing_s, 1),
                "operations": changes, "achieved_ops_per_s": round(changes / writing_s, 1),
                "changes": effective, "achieved_changes_per_s": round(effective / writing_s, 1),
-               "events_applied": applied,
+               "events_applied": applied, "stopped_by_bench": gave_up,
                "caught_up_after_writer_s": (None if caught_up is None
                                             else round(caught_up - wall_stopped, 1)),
                "applied_per_s_to_caught_up": (
@@ -303,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", default="500,2000")
     parser.add_argument("--docs", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--give-up", type=float, default=240.0,
+                        help="seconds after the writer stopped to wait for the cutover before "
+                             "stopping the run with SIGTERM (then: not exact)")
     parser.add_argument("--keep", type=Path, help="keep metrics files and logs in this folder")
     args = parser.parse_args(argv)
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average "
@@ -312,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         for rate in (float(r) for r in args.rates.split(",")):
-            row = run_rate(rate, args.docs, args.seconds, work)
+            row = run_rate(rate, args.docs, args.seconds, work, args.give_up)
             rows.append(row)
             print(json.dumps(row), flush=True)
     return 0 if all(r["exact"] for r in rows) else 1
