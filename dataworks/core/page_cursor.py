@@ -33,11 +33,11 @@ from dataworks.core.errors import ErrorKind, classify
 class PageCursor:
     def __init__(self, collection: Any, query: dict[str, Any],
                  projection: dict[str, Any] | None, batch_size: int) -> None:
-        self._collection = collection  # the driver's collection (read only: find/getMore)
+        self.__collection = collection  # the driver's collection (read only: find/getMore)
         self._query, self._projection = query, projection
         self.batch_size = batch_size
         self._id: int | None = None  # None: not opened; 0: exhausted
-        self._session: Any = None
+        self.__session: Any = None
         self.resumable = True  # False once an error other than throttling ended it
 
     @property
@@ -59,7 +59,7 @@ class PageCursor:
                 page = reply["cursor"]["firstBatch"]
             else:
                 reply = await self._command({
-                    "getMore": Int64(self._id), "collection": self._collection.name,
+                    "getMore": Int64(self._id), "collection": self.__collection.name,
                     "batchSize": self.batch_size})
                 page = reply["cursor"]["nextBatch"]
         except PyMongoError as exc:
@@ -73,33 +73,33 @@ class PageCursor:
         return list(page)
 
     async def _find(self) -> Any:
-        command: dict[str, Any] = {"find": self._collection.name, "filter": self._query,
+        command: dict[str, Any] = {"find": self.__collection.name, "filter": self._query,
                                    "batchSize": self.batch_size}
         if self._projection:
             command["projection"] = self._projection
-        self._session = self._collection.database.client.start_session(
+        self.__session = self.__collection.database.client.start_session(
             causal_consistency=False)
         try:
             return await self._command(command)
         except ConfigurationError:  # this server has no sessions: plain commands
-            await self._session.end_session()
-            self._session = None
+            await self.__session.end_session()
+            self.__session = None
             return await self._command(command)
 
     async def _command(self, command: dict[str, Any]) -> Any:
-        return await self._collection.database.command(
-            command, codec_options=RAW_CODEC, session=self._session)
+        return await self.__collection.database.command(
+            command, codec_options=RAW_CODEC, session=self.__session)
 
     async def close(self) -> None:
         if self._id:  # opened and not exhausted: the server still holds it
             with contextlib.suppress(PyMongoError):
-                await self._command({"killCursors": self._collection.name,
+                await self._command({"killCursors": self.__collection.name,
                                      "cursors": [Int64(self._id)]})
         self._id = 0
         await self._end()
 
     async def _end(self) -> None:
-        if self._session is not None:
+        if self.__session is not None:
             with contextlib.suppress(PyMongoError):
-                await self._session.end_session()
-            self._session = None
+                await self.__session.end_session()
+            self.__session = None

@@ -253,12 +253,18 @@ async def test_source_collection_exposes_no_write_path(source_uri, unique_db_nam
                          "_ReadOnlyCursor__cursor_x", "client", "database"):
                 assert not hasattr(cursor, name), name
             assert [d async for d in cursor] == []  # still a working cursor
+        pages = source.find_raw_pages({}, batch_size=10)  # natural-order reads
+        for name in ("collection", "session", "_collection", "_session", "client",
+                     "database"):
+            assert not hasattr(pages, name), name
+        assert [d async for page in pages for d in page] == []
         with pytest.raises(PermissionError):
             await source.aggregate([{"$match": {}}, {"$out": "elsewhere"}])
         with pytest.raises(PermissionError):
             await source.aggregate([{"$merge": {"into": "elsewhere"}}])
         members = {n for n, _ in inspect.getmembers(ReadOnlyCollection) if not n.startswith("_")}
-        assert members <= {"raw", "find", "find_raw_batches", "find_raw_documents", "find_one",
+        assert members <= {"raw", "find", "find_raw_batches", "find_raw_documents",
+                           "find_raw_pages", "find_one",
                            "count_documents",
                            "estimated_document_count", "aggregate", "explain_find",
                            "list_indexes", "exists", "fast_count", "collection_stats",
