@@ -56,7 +56,7 @@ from dataworks.migrations.strategy_map import StrategyMap
 from dataworks.monitoring.logs import event
 from dataworks.monitoring.metrics import RunMetrics, current_run
 from dataworks.monitoring.ru import detect_kind
-from dataworks.monitoring.ru_budget import BudgetControl, RequestUnitBucket, control_key
+from dataworks.monitoring.ru_budget import BudgetControl, RequestUnitBucket
 
 log = logging.getLogger("dataworks.migrate")
 DATABASE_RUN = "database"  # `kind` of the run document
@@ -366,23 +366,14 @@ class DatabaseRun:
             yield
             return
         self.metrics.ru_budget = base.ru_per_second
-        if base.ru_per_second is not None:
-            with contextlib.suppress(Exception):  # a budget record never stops a migration
-                async with self._store_lock:
-                    await store.save(control_key(run_id), {
-                        "run_id": run_id, "ru_per_second": base.ru_per_second,
-                        "updated_at": time.time()})
         cosmos_sides = [self.ru_buckets[side] for side, kind in
                         (("source", base.source_kind), ("target", base.target_kind))
                         if kind == "cosmos"]
         control = BudgetControl(store, run_id, cosmos_sides, self.metrics)
-        done = asyncio.Event()
-        poller = asyncio.create_task(control.run(done))
-        try:
+        if base.ru_per_second is not None:
+            await control.record(base.ru_per_second, self._store_lock)
+        async with control.polling():
             yield
-        finally:
-            done.set()
-            await poller
 
     def _partial(self, job: CollectionJob) -> None:
         m, outcome = job.metrics, job.outcome

@@ -81,7 +81,7 @@ from dataworks.monitoring.ru import (
     detect_kind,
     resolve_kind,
 )
-from dataworks.monitoring.ru_budget import BudgetControl, RequestUnitBucket, control_key
+from dataworks.monitoring.ru_budget import BudgetControl, RequestUnitBucket
 
 log = logging.getLogger("dataworks.migrate")
 SAVE_EVERY_S = 5.0
@@ -573,19 +573,11 @@ class MigrationEngine:
         if self.options.shared_ru_buckets is not None:
             yield  # a database run's collection: the database run applies its budget
             return
-        if self.options.ru_per_second is not None:
-            with contextlib.suppress(DataWorksError, PyMongoError, OSError):
-                await store.save(control_key(run_id), {
-                    "run_id": run_id, "ru_per_second": self.options.ru_per_second,
-                    "updated_at": time.time()})
         control = BudgetControl(store, run_id, ru.buckets, self.metrics)
-        done = asyncio.Event()
-        poller = asyncio.create_task(control.run(done))
-        try:
+        if self.options.ru_per_second is not None:
+            await control.record(self.options.ru_per_second)
+        async with control.polling():
             yield
-        finally:
-            done.set()
-            await poller
 
     def _source_retry(self, verdict: Classified, *_: Any) -> None:
         """Planning and counting reads: a throttling answer counts like any other."""

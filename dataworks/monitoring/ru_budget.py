@@ -103,6 +103,28 @@ class BudgetControl:
         if self.metrics is not None:
             self.metrics.ru_budget = wanted
 
+    async def record(self, ru_per_second: float, lock: asyncio.Lock | None = None) -> None:
+        """Writes the command line's budget beside the checkpoint, where `dataworks throttle`
+        changes it later. A budget record never stops a migration."""
+        try:
+            async with lock or contextlib.nullcontext():
+                await self.store.save(control_key(self.run_id), {
+                    "run_id": self.run_id, "ru_per_second": ru_per_second,
+                    "updated_at": time.time()})
+        except Exception as exc:  # noqa: BLE001 - the run goes on with the budget it has
+            log.debug("could not record the RU budget: %s", exc)
+
+    @contextlib.asynccontextmanager
+    async def polling(self) -> Any:
+        """Applies changed budgets while the block runs."""
+        done = asyncio.Event()
+        poller = asyncio.create_task(self.run(done))
+        try:
+            yield
+        finally:
+            done.set()
+            await poller
+
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
