@@ -207,6 +207,7 @@ class DatabaseRun:
                 force_from_start=base.force_from_start or base.drop_target)
             outcome.run_id = run_id_for(source, target, ref)
             await self._measure(source_client, job)
+        _refuse_nothing_to_copy(jobs)
         return jobs
 
     async def _measure(self, source_client: Any, job: CollectionJob) -> None:
@@ -429,6 +430,17 @@ class DatabaseRun:
         return stop_on_signals(self.stop.set, "finishing in-flight batches of every running "
                                "collection and saving their checkpoints",
                                enabled=self.options.base.handle_signals)
+
+
+def _refuse_nothing_to_copy(jobs: list[CollectionJob]) -> None:
+    """`skip` rules that take every selected collection leave a run that migrates nothing
+    and would still end "completed" with exit 0: refused, as --ns-exclude patterns that
+    leave nothing are."""
+    skipped = [j.pair.source for j in jobs if j.outcome.status == "skipped"]
+    if skipped and not any(j.options is not None for j in jobs):
+        raise UserError("the strategy map skips every selected collection: nothing to copy "
+                        f"({', '.join(skipped)})",
+                        hint="narrow the map's skip patterns, or select other collections")
 
 
 def _recorded(earlier: dict[str, Any] | None) -> bool:

@@ -269,6 +269,28 @@ def test_refusals_before_anything_is_written(source_db, source_uri, target_uri,
         assert client["dataworks_meta"]["checkpoints"].count_documents({}) == before
 
 
+def test_a_strategy_map_that_skips_every_collection_is_refused(source_db, source_uri,
+                                                              target_uri, unique_db_name,
+                                                              tmp_path):
+    """Nothing migrated must not end in exit 0 and 'completed': a `skip` glob that takes
+    every selected collection is refused before anything is written, like --ns-exclude
+    patterns that leave nothing."""
+    (tmp_path / "skip.toml").write_text('[[namespace]]\nmatch = "dw_db_src2.*"\nskip = true\n')
+    with MongoClient(target_uri) as client:
+        before = client["dataworks_meta"]["checkpoints"].count_documents({})
+    done = dataworks("migrate", "--profile", "dev", "--source-uri", source_uri,
+                     "--source-db", source_db["src2"], "--target-uri", target_uri,
+                     "--target-db", unique_db_name, "--strategy-map",
+                     str(tmp_path / "skip.toml"), cwd=tmp_path)
+    text = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2, text
+    assert "the strategy map skips every selected collection: nothing to copy" in text
+    assert "dw_db_src2.extra" in text and "dw_db_src2.other" in text
+    with MongoClient(target_uri) as client:
+        assert unique_db_name not in client.list_database_names()
+        assert client["dataworks_meta"]["checkpoints"].count_documents({}) == before
+
+
 def test_check_strategy_map_checks_every_file(tmp_path):
     (tmp_path / "good.py").write_text(TRANSFORM)
     (tmp_path / "map.toml").write_text(
