@@ -97,7 +97,8 @@ class BaseMigrationStrategy:
         raise NotImplementedError
 
     async def on_finish(self, summary: MigrationReport) -> None:
-        """Called once after the last batch is acknowledged."""
+        """Called once at the end of a run that got through its phases (copy, indexes,
+        verification, also when it found differences); not after a failure or interruption."""
 
     # -- introspection used by the engine -------------------------------------------------
 

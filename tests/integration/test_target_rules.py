@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bson import json_util
 from pymongo import MongoClient
 
 from dataworks.core.dead_letter import read_records
@@ -116,6 +117,30 @@ def test_a_clash_on_a_unique_secondary_index_is_rejected_with_the_index_not_alre
     assert "nothing to do" not in one_line(again)
 
 
+def test_a_finished_run_with_rejections_says_so_again_on_every_rerun(
+        source_uri, target_uri, unique_db_name, tmp_path):
+    """With --verify none the run is done despite its rejection (no verification keeps it
+    in its verify phase): the rerun's "already finished" path must still exit 1 and name
+    the rejection, not say "nothing to do"."""
+    src = unique_db_name + "_src"
+    people = [{"_id": i, "email": f"p{i}@example.com"} for i in range(20)]
+    people[13]["email"] = "p4@example.com"
+    load(source_uri, src, "orders", people)
+    with MongoClient(target_uri) as client:
+        client[unique_db_name]["orders"].create_index("email", unique=True, name="email_1")
+    first = migrate_cli(source_uri, target_uri, src, unique_db_name, tmp_path,
+                        "--verify", "none")
+    assert first.returncode == 1, one_line(first)
+    assert json_util.loads((tmp_path / "ckpt.json").read_text())["phase"] == "done"
+    for _ in range(2):
+        again = migrate_cli(source_uri, target_uri, src, unique_db_name, tmp_path,
+                            "--verify", "none")
+        text = one_line(again)
+        assert again.returncode == 1, text
+        assert "already finished" in text and "finished with 1 rejected" in text
+        assert "dead_letter.jsonl" in text and "nothing to do" not in text
+
+
 def _different_copy_on_target(source_uri, target_uri, src, dst) -> None:
     """Source: 500 documents. Target: 300 of them changed (same `_id`), 100 identical."""
     docs = mixed_documents(500, seed=31)
@@ -148,13 +173,19 @@ def test_keep_existing_keeps_different_documents_lists_them_and_exits_1(
     assert result.returncode == 1, text
     assert "100 already present, 0 replaced, 300 kept (different)" in text
     [path] = list((tmp_path / ".dataworks" / "runs").glob("*/kept_different.jsonl"))
-    assert f"300 target documents differ from the source and were kept" in text
+    assert "300 target documents differ from the source and were kept" in text
     after = raw_by_id(target_uri, unique_db_name, "orders")
     assert len(after) == 500
     assert all(after[k] == v for k, v in before.items())  # the kept ones untouched
     with MongoClient(target_uri) as client:
         stale = {d["_id"] for d in client[unique_db_name]["orders"].find({"stale": True})}
     assert {r["_id"] for r in read_records(path)} == stale and len(stale) == 300
+
+    again = migrate_cli(source_uri, target_uri, src, unique_db_name, tmp_path, "--merge",
+                        "--keep-existing", "--verify", "none")
+    assert again.returncode == 1, one_line(again)  # a finished run still says so
+    assert "300 target documents differ from the source and were kept" in one_line(again)
+    assert "nothing to do" not in one_line(again)
 
 
 def test_force_from_start_after_editing_a_transform_recopies_every_document(
