@@ -22,7 +22,9 @@ events applied per second from the writer's start until the replay caught up (th
 checkpoint, saved after every applied batch, polled every 0.5 s) and how long after the
 writer stopped that was; the lag in seconds (p50, max) of the metrics file's 5-second
 samples, while the writer ran and from its start to the exit, and of the polled checkpoint
-(the lag is the age of the last applied event's `clusterTime`, 0 when a page came back empty);
+(the lag: seconds since the point up to which the target holds every change, the last
+applied event's `clusterTime` or when the last empty page was asked for; see
+`dataworks.migrations.live_lag`);
 the exit code, `hash: EQUAL`, and whether the target is byte-exact.
 """
 
@@ -172,7 +174,7 @@ def window_figures(samples: list[dict[str, Any]], start: float,
                    end: float) -> dict[str, Any]:
     """Events applied per second and lag (p50, max) from the metrics samples taken between
     `start` and `end` (Unix times): the replay while the writer ran."""
-    # By wall clock: a sample's elapsed_s stops growing once the copy has finished.
+    # By wall clock, comparable with the writer's times (elapsed_s counts from the run's start).
     inside = [(datetime.fromisoformat(s["ts"]).timestamp(), s["live"]) for s in samples
               if "live" in s]
     inside = [(at, live) for at, live in inside if start <= at <= end]

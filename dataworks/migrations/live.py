@@ -14,6 +14,7 @@ are found by comparing `_id`s (`live_deletes`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import logging
@@ -43,6 +44,7 @@ from dataworks.migrations.identity import run_id_for
 from dataworks.migrations.live_cutover import CutoverGate
 from dataworks.migrations.live_deletes import delete_missing
 from dataworks.migrations.live_events import Change, UnsupportedChange, change_of, collapse
+from dataworks.migrations.live_lag import Lag
 from dataworks.migrations.report import MigrationReport
 from dataworks.migrations.strategy import StrategyContext
 from dataworks.monitoring.logs import event
@@ -61,6 +63,7 @@ COSMOS_PIPELINE: list[dict[str, Any]] = [
 HISTORY_LOST_CODES = frozenset({136, 260, 280, 286})  # CappedPositionLost, InvalidResumeToken,
 # ChangeStreamFatalError, ChangeStreamHistoryLost
 MAX_AWAIT_MS = 500
+LAG_TICK_S = 0.5  # how often the lag is brought up to date while a page is pending
 
 
 @dataclass(frozen=True)
@@ -271,12 +274,18 @@ class LiveMigration:
     async def _follow(self, source: ReadOnlyCollection, target: Any, store: CheckpointStore,
                       key: str, state: dict[str, Any], strategy: Any,
                       report: MigrationReport) -> None:
+        """Replay and follow. The next page is read while the one before is applied and its
+        checkpoint saved (`_read_pages`); applying and saving stay in order, page after page,
+        so the checkpoint never passes what the target acknowledged and a kill re-applies at
+        most the one page whose save it interrupted."""
         live, opts = self.live, self.options
         transform = strategy.transform if strategy.transforms() else None
         resumed_from = int(state.get("events_applied", 0))
         applied = 0
         started = now = time.monotonic()
         last_change = last_check = now
+        lag = Lag(timed=not self.cosmos)
+        state["lag_s"] = None  # unknown until this run's first page (not an earlier run's)
         stats: dict[str, Any] = {"phase": "replay", "events_applied": resumed_from,
                                  "events_per_s": 0.0, "lag_s": None}
         self.metrics.live = stats
@@ -290,36 +299,54 @@ class LiveMigration:
         verdict: dict[str, Any] | None = None
         gate = self.gate or CutoverGate(store, cutover_id(self.run_id),
                                         live.cutover_after_idle, [self.member])
+        pages: asyncio.Queue[tuple[list[Any], float] | Exception] = asyncio.Queue(maxsize=1)
         async with stream:
-            while not self.stop.is_set():
-                try:
-                    events = await self._next_batch(stream)
-                except OperationFailure as exc:
-                    raise _resume_error(exc, opts.source.names.uri) from exc
-                now = time.monotonic()
-                if events:
-                    count = await self._apply(target, events, transform)
-                    applied += count
-                    state["events_applied"] = resumed_from + applied
-                    state["resume"] = {"token": _plain(events[-1]["_id"])}
-                    state["lag_s"] = stats["lag_s"] = _lag(events[-1])
-                    await self._save(store, key, state)
-                    last_change = now
-                    event(log, "live_applied", f"applied {count} change events",
-                          level=logging.DEBUG, events=count,
-                          events_applied=state["events_applied"], collection=self.member)
-                else:
-                    stats["lag_s"] = state["lag_s"] = 0.0  # an empty page: caught up
-                stats["events_applied"] = state["events_applied"]
-                stats["events_per_s"] = round(applied / max(now - started, 1e-9), 1)
-                if self.cosmos and now - last_check >= live.delete_check_interval:
-                    await self._check_deletes(source, target, store, key, state, full=False)
-                    last_check = time.monotonic()
-                if await gate.due(self.member, caught_up=not events, last_change=last_change,
-                                  now=now):
-                    verdict = await self._cutover(source, target, store, key, state, transform)
-                    await gate.done()
-                    break
+            reader = asyncio.create_task(self._read_pages(stream, pages),
+                                         name=f"dataworks-live-read {self.member}")
+            try:
+                while not self.stop.is_set():
+                    try:
+                        page = await asyncio.wait_for(pages.get(), LAG_TICK_S)
+                    except TimeoutError:  # a page is slow to come: the lag grows meanwhile
+                        stats["lag_s"] = lag.seconds()
+                        continue
+                    if isinstance(page, OperationFailure):
+                        raise _resume_error(page, opts.source.names.uri) from page
+                    if isinstance(page, Exception):
+                        raise page
+                    events, asked_at = page
+                    now = time.monotonic()
+                    if events:
+                        count = await self._apply(target, events, transform)
+                        applied += count
+                        state["events_applied"] = resumed_from + applied
+                        state["resume"] = {"token": _plain(events[-1]["_id"])}
+                        lag.applied(_event_time(events[-1]))
+                        state["lag_s"] = stats["lag_s"] = lag.seconds()
+                        await self._save(store, key, state)
+                        last_change = now
+                        event(log, "live_applied", f"applied {count} change events",
+                              level=logging.DEBUG, events=count,
+                              events_applied=state["events_applied"], collection=self.member)
+                    else:  # an empty page: caught up as of when it was asked for
+                        lag.caught_up(asked_at)
+                        stats["lag_s"] = state["lag_s"] = lag.seconds()
+                    stats["events_applied"] = state["events_applied"]
+                    stats["events_per_s"] = round(applied / max(now - started, 1e-9), 1)
+                    if self.cosmos and now - last_check >= live.delete_check_interval:
+                        await self._check_deletes(source, target, store, key, state,
+                                                  full=False)
+                        last_check = time.monotonic()
+                    if await gate.due(self.member, caught_up=not events,
+                                      last_change=last_change, now=now):
+                        verdict = await self._cutover(source, target, store, key, state,
+                                                      transform)
+                        await gate.done()
+                        break
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
         report.live = {
             "events_applied": applied, "events_applied_total": state["events_applied"],
             "resumed_from_event": resumed_from, "deleted_by_id_check":
@@ -341,16 +368,33 @@ class LiveMigration:
                                                    else "DIFFERENT"),
               events_applied=state["events_applied"])
 
-    async def _next_batch(self, stream: Any) -> list[Any]:
-        """Up to one batch of events; stops early at the first empty page (caught up, or a
-        throttled Cosmos DB page: both only mean "nothing more right now")."""
+    async def _read_pages(self, stream: Any,
+                          pages: asyncio.Queue[tuple[list[Any], float] | Exception]) -> None:
+        """Read batches into `pages` (one ahead of the one being applied); a failure is
+        handed over too, so it is raised after the pages read before it are applied."""
+        try:
+            while True:
+                await pages.put(await self._next_batch(stream))
+        except Exception as exc:  # noqa: BLE001 - raised by the applying loop, in order
+            await pages.put(exc)
+
+    async def _next_batch(self, stream: Any) -> tuple[list[Any], float]:
+        """Up to one batch of events, and when the last page was asked for (Unix time).
+        Stops at the first empty page (caught up, or a throttled Cosmos DB page: both only
+        mean "nothing more right now"), and once a page is handed out: asking again would
+        cost one more round trip per batch (on MongoDB up to max_await_ms while nothing new
+        has come) before the events in hand are applied."""
         events: list[Any] = []
+        asked_at = time.time()
         while len(events) < self.options.batch_size:
+            if events and _page_drained(stream):
+                break
+            asked_at = time.time()
             change = await stream.try_next()
             if change is None:
                 break
             events.append(change)
-        return events
+        return events, asked_at
 
     async def _apply(self, target: Any, events: list[Any], transform: Any) -> int:
         try:
@@ -446,11 +490,19 @@ def _plain(token: Any) -> dict[str, Any]:
     return dict(bson.decode(raw)) if raw is not None else dict(token)
 
 
-def _lag(change: Any) -> float | None:
-    """Seconds between the event on the source and now (None where events carry no time:
-    Cosmos DB's required projection drops `clusterTime`)."""
+def _event_time(change: Any) -> float | None:
+    """When the event happened on the source, Unix seconds (None where events carry no
+    time: Cosmos DB's required projection drops `clusterTime`)."""
     at = change.get("clusterTime") if hasattr(change, "get") else None
-    return round(max(time.time() - at.time, 0.0), 1) if isinstance(at, Timestamp) else None
+    return float(at.time) if isinstance(at, Timestamp) else None
+
+
+def _page_drained(stream: Any) -> bool:
+    """Whether the change stream has handed out every event of the page it holds, so that
+    its next `try_next` is a round trip (PyMongo keeps the page in its cursor's `_data`;
+    False where that cannot be seen: then the batch is filled as before)."""
+    data = getattr(getattr(stream, "_cursor", None), "_data", None)
+    return data is not None and len(data) == 0
 
 
 def _resume_error(exc: OperationFailure, setting: str) -> BaseException:

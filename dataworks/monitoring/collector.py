@@ -118,7 +118,9 @@ class MetricsCollector:
         row: dict[str, Any] = {
             "kind": "sample",
             "ts": datetime.now(UTC).isoformat(),
-            "elapsed_s": round(m.elapsed, 3),
+            # Since the run started, whatever it does now: a live run's replay follows its
+            # copy (`m.elapsed` stops at the copy's end, for the copy's rates).
+            "elapsed_s": round(time.monotonic() - m.started_at, 3),
             "done": m.done,
             "total": m.total,
             **{name: getattr(m, name) for name in TOTALS},

@@ -330,3 +330,101 @@ def test_live_cutover_asked_by_a_second_command(live_pair, unique_db_name, tmp_p
     assert "yes" in report_row(out, "cut over")
     assert raw_docs(target_uri, f"{db}_t") == raw_docs(source_uri, db)
     assert checkpoint(target_uri, db, ":cutover") is None  # the request was consumed
+
+
+def live_migration(source_uri: str, target_uri: str, db: str, tmp_path: Path,
+                   idle: float | None) -> Any:
+    """A single-collection live run in this process (its metrics can be read as it goes)."""
+    from dataworks.core.clients import Endpoint
+    from dataworks.migrations.engine import MigrationOptions
+    from dataworks.migrations.live import LiveMigration, LiveOptions
+    from dataworks.migrations.strategy import DefaultStrategy
+
+    options = MigrationOptions(source=Endpoint(source_uri, db, "orders"),
+                               target=Endpoint(target_uri, f"{db}_t", "orders"),
+                               strategy_cls=DefaultStrategy, batch_size=BATCH,
+                               handle_signals=False, run_dir=tmp_path / "runs")
+    return LiveMigration(options, LiveOptions(cutover_after_idle=idle, max_await_ms=100))
+
+
+async def test_live_lag_is_unknown_until_a_page_and_grows_while_one_is_pending(
+        live_pair, unique_db_name, tmp_path):
+    """The lag on the progress line and in the metrics file: "?" until the replay's first
+    page; and while the page after some changes is slow to come, a growing number, not the
+    0 that the last (empty) page left."""
+    import asyncio
+    from urllib.parse import urlparse
+
+    from dataworks.errors import Interrupted
+    from dataworks.testing.proxy import FaultProxy
+
+    source_uri, target_uri = live_pair
+    db = unique_db_name
+    seed(source_uri, db, 200)
+    with FaultProxy(int(urlparse(source_uri).port or 27017)) as proxy:
+        proxy.delay(0.3)  # every round trip to the source takes >= 0.6 s
+        migration = live_migration(proxy.uri, target_uri, db, tmp_path, idle=None)
+        run = asyncio.create_task(migration.run())
+        try:
+            while not (live := migration.metrics.live):  # the replay starts
+                assert not run.done(), run.result()
+                await asyncio.sleep(0.01)
+            assert live["lag_s"] is None  # its stream's first page is >= 0.6 s away
+            while live["lag_s"] is None:
+                await asyncio.sleep(0.01)
+            assert live["lag_s"] <= 2.0  # an empty page (the source is quiet): caught up
+            proxy.delay(1.5)  # from now on a page takes >= 3 s
+            await asyncio.sleep(4)  # the pages asked at the short delay are back
+            with MongoClient(source_uri) as client:
+                for i in range(20):
+                    client[db]["orders"].update_one({"_id": i}, {"$inc": {"updates": 1}})
+            seen = []
+            deadline = time.monotonic() + 30
+            while live["events_applied"] == 0 and time.monotonic() < deadline:
+                seen.append(live["lag_s"])
+                await asyncio.sleep(0.1)
+            assert live["events_applied"] == 20
+            assert max(seen) >= 1.0, seen  # the 20 changes waited: the target was behind
+            migration.stop.set()
+            with pytest.raises(Interrupted):
+                await asyncio.wait_for(run, 60)
+        finally:
+            run.cancel()
+    assert raw_docs(target_uri, f"{db}_t") == raw_docs(source_uri, db)
+
+
+async def test_live_replay_asks_once_per_page_it_applies(live_pair, unique_db_name, tmp_path):
+    """A page that came back with events is applied at once: no second getMore to fill the
+    batch (on MongoDB that one waits up to max_await_ms when nothing new has come)."""
+    from pymongo import AsyncMongoClient, monitoring
+
+    class GetMores(monitoring.CommandListener):
+        count = 0
+
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            self.count += event.command_name == "getMore"
+
+        def succeeded(self, event: Any) -> None:
+            pass
+
+        def failed(self, event: Any) -> None:
+            pass
+
+    source_uri, target_uri = live_pair
+    db = unique_db_name
+    seed(source_uri, db, 10)
+    migration = live_migration(source_uri, target_uri, db, tmp_path, idle=None)
+    listener = GetMores()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(source_uri, event_listeners=[listener])
+    try:
+        coll = client[db]["orders"]
+        async with await coll.watch(full_document="updateLookup", batch_size=BATCH,
+                                    max_await_time_ms=100) as stream:
+            await coll.update_many({"_id": {"$lt": 5}}, {"$inc": {"updates": 1}})
+            events, _ = await migration._next_batch(stream)
+            assert [e["documentKey"]["_id"] for e in events] == [0, 1, 2, 3, 4]
+            assert listener.count == 1
+            events, _ = await migration._next_batch(stream)  # caught up: one empty page
+            assert events == [] and listener.count == 2
+    finally:
+        await client.close()

@@ -28,7 +28,7 @@ def test_percentile_nearest_rank():
 
 def test_window_figures_by_wall_clock():
     def sample(ts: str, applied: int, lag: float | None) -> dict:
-        return {"ts": f"2026-12-01T05:00:{ts}+00:00", "elapsed_s": 1.5,  # frozen after copy
+        return {"ts": f"2026-12-01T05:00:{ts}+00:00", "elapsed_s": 1.5,  # not used: wall clock
                 "live": {"events_applied": applied, "lag_s": lag}}
 
     samples = [{"ts": "2026-12-01T05:00:00+00:00", "elapsed_s": 0.1},  # copying: no "live"

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import time
 
 import pytest
 
@@ -265,3 +266,13 @@ def test_configure_logging_json_routes_events(capsys):
         assert parsed[1]["logger"] == "pymongo"
     finally:
         configure_logging(fmt="text")
+
+
+def test_a_sample_counts_the_seconds_since_the_run_started_after_the_copy_finished():
+    """`--live`: the copy's counters stop (`finish()`), the run goes on replaying; the
+    metrics file's elapsed_s must keep counting."""
+    metrics = RunMetrics()
+    metrics.started_at = time.monotonic() - 10.0
+    metrics.finished_at = metrics.started_at + 1.0  # the copy took 1 s
+    row = MetricsCollector(metrics, log_events=False).sample()
+    assert row["elapsed_s"] >= 10.0
