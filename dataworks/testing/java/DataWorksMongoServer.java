@@ -13,6 +13,10 @@
  *  - change streams (with --oplog): the aggregate reply carries `operationTime` (PyMongo needs
  *    it to open a stream without a start time), and an update event's `documentKey` is
  *    `{_id: ...}` (the library puts the update document there);
+ *  - reply sizes as MongoDB's: a `find` without `batchSize` returns its first 101 documents and
+ *    a `getMore` without one about 16 MiB (the library put every remaining document in one
+ *    reply: 170 MB for 100,000 volvo documents, which mongodump's Go driver refuses with
+ *    "length of read message too large", its limit being maxMessageSizeBytes, 48 MB);
  *  - the oplog keeps the last ENTRIES (default 50,000; 0: all) like MongoDB's capped oplog,
  *    so that a test session's memory stays bounded; a stream resumed from before the window
  *    fails with ChangeStreamHistoryLost (286), as on MongoDB, instead of silently skipping.
@@ -20,6 +24,7 @@
 
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 
@@ -28,6 +33,8 @@ import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
 import de.bwaldvogel.mongo.backend.Cursor;
+import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.InMemoryCursor;
 import de.bwaldvogel.mongo.backend.DefaultQueryMatcher;
 import de.bwaldvogel.mongo.backend.aggregation.Aggregation;
 import de.bwaldvogel.mongo.backend.aggregation.stage.AggregationStage;
@@ -37,6 +44,9 @@ import de.bwaldvogel.mongo.bson.BsonTimestamp;
 import de.bwaldvogel.mongo.bson.Document;
 import de.bwaldvogel.mongo.exception.MongoServerError;
 import de.bwaldvogel.mongo.oplog.Oplog;
+import de.bwaldvogel.mongo.wire.bson.BsonEncoder;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 
 public final class DataWorksMongoServer {
@@ -102,9 +112,24 @@ public final class DataWorksMongoServer {
         return file;
     }
 
+    /** MongoDB's first batch when `find` gives no `batchSize`. */
+    static final int DEFAULT_FIRST_BATCH = 101;
+    /** MongoDB's limit of a batch's size (a `getMore` without `batchSize`). */
+    static final int MAX_BATCH_BYTES = 16 * 1024 * 1024;
+
     /** The command fixes both backends share. */
-    static Document handle(MongoBackend backend, MongoBackendCall call, Channel channel,
-                           String db, String command, Document query) {
+    static Document handle(MongoBackend backend, MongoBackendCall call, CursorRegistry cursors,
+                           Channel channel, String db, String command, Document query) {
+        if (command.equalsIgnoreCase("find") && !query.containsKey("batchSize")) {
+            query = query.clone();
+            query.put("batchSize", DEFAULT_FIRST_BATCH);
+        }
+        if (command.equalsIgnoreCase("getMore") && !query.containsKey("batchSize")) {
+            Document reply = getMoreUpTo16MiB(cursors, db, command, query);
+            if (reply != null) {
+                return reply;
+            }
+        }
         if (command.equalsIgnoreCase("hello")) {
             Document reply = call.handle(channel, db, "isMaster", query);
             reply.put("isWritablePrimary", Boolean.TRUE);
@@ -121,6 +146,40 @@ public final class DataWorksMongoServer {
             STREAM_START.remove();
         }
         return reply;
+    }
+
+    /** The next ~16 MiB of an in-memory cursor (null: another kind, the library answers). */
+    static Document getMoreUpTo16MiB(CursorRegistry cursors, String db, String command,
+                                     Document query) {
+        long cursorId = ((Number) query.get(command)).longValue();
+        Cursor cursor = cursors.getCursor(cursorId);  // CursorNotFound (43) when unknown
+        if (!(cursor instanceof InMemoryCursor)) {
+            return null;  // change streams: their own batching
+        }
+        List<Document> batch = new ArrayList<>();
+        ByteBuf buffer = Unpooled.buffer();
+        try {
+            long bytes = 0;
+            while (bytes < MAX_BATCH_BYTES && !cursor.isEmpty()) {
+                Document document = cursor.takeDocuments(1).get(0);
+                buffer.clear();
+                BsonEncoder.encodeDocument(document, buffer);
+                bytes += buffer.writerIndex();
+                batch.add(document);
+            }
+        } finally {
+            buffer.release();
+        }
+        if (cursor.isEmpty()) {
+            cursors.remove(cursor);
+        }
+        Document reply = new Document();
+        reply.put("id", cursor.isEmpty() ? 0L : cursorId);
+        reply.put("ns", db + "." + query.get("collection"));
+        reply.put("nextBatch", batch);
+        Document response = new Document("cursor", reply);
+        response.put("ok", 1.0);
+        return response;
     }
 
     @SuppressWarnings("unchecked")
@@ -157,7 +216,7 @@ public final class DataWorksMongoServer {
     static final class Memory extends MemoryBackend {
         @Override
         public Document handleCommand(Channel channel, String db, String command, Document query) {
-            return handle(this, super::handleCommand, channel, db, command, query);
+            return handle(this, super::handleCommand, getCursorRegistry(), channel, db, command, query);
         }
 
         @Override
@@ -173,7 +232,7 @@ public final class DataWorksMongoServer {
 
         @Override
         public Document handleCommand(Channel channel, String db, String command, Document query) {
-            return handle(this, super::handleCommand, channel, db, command, query);
+            return handle(this, super::handleCommand, getCursorRegistry(), channel, db, command, query);
         }
 
         @Override
