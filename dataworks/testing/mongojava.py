@@ -99,6 +99,9 @@ class MongoJavaServer:
     backend: str = "memory"
     oplog: bool = False  # keep an oplog (change streams); costs about half again per insert
     oplog_window: int | None = None  # oplog entries kept; None: the launcher's 50,000
+    # Answer `explain` truthfully (an `_id` range is a COLLSCAN here): migrate then reads
+    # natural order. Off in tests, so that they exercise the `_id` range reads.
+    explain: bool = False
     heap: str = field(default_factory=lambda: os.environ.get("DATAWORKS_MONGOJAVA_HEAP",
                                                              DEFAULT_HEAP))
     process: subprocess.Popen[bytes] | None = None
@@ -115,6 +118,8 @@ class MongoJavaServer:
                 "--port", str(self.port), "--backend", self.backend]
         if self.backend == "h2":
             args += ["--file", str(self.data_dir / "data.mv")]
+        if self.explain:
+            args.append("--explain")
         if self.oplog:
             args.append("--oplog")
             if self.oplog_window is not None:
@@ -159,7 +164,8 @@ def _cmd_start(args: argparse.Namespace) -> int:
     servers = []
     for index in range(args.count):
         server = MongoJavaServer(state / f"server{index}", backend=args.backend,
-                                 oplog=args.oplog, oplog_window=args.oplog_window).start()
+                                 oplog=args.oplog, oplog_window=args.oplog_window,
+                                 explain=args.explain).start()
         assert server.process is not None
         servers.append({"uri": server.uri, "pid": server.process.pid})
         print(server.uri)
@@ -178,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--oplog", action="store_true", help="keep an oplog (change streams)")
     start.add_argument("--oplog-window", type=int, default=None,
                        help="oplog entries kept (default 50,000; 0 keeps all)")
+    start.add_argument("--explain", action="store_true",
+                       help="answer explain (an _id range is a COLLSCAN here), as the "
+                       "benchmark does: migrate then reads natural order")
     stop = sub.add_parser("stop", help="stop the servers started with the same --state")
     stop.add_argument("--state", default=".dataworks/dev-servers")
     sub.add_parser("build", help="fetch the jars and compile the launcher if missing")

@@ -5,7 +5,8 @@ A range is per BSON type bracket (`{_id: {$type: "objectId", $gte: a, $lt: b}}`)
 Boundaries come from `$sample` on the source (Cosmos DB and MongoDB have it). A server
 without `$sample` (FerretDB) gets a single partition: such servers do not push `_id` ranges
 down to an index either (measured on FerretDB 1.24: a 1/8 range costs 70% of a full scan),
-so splitting would multiply scans instead of sharing one.
+so splitting would multiply scans instead of sharing one. The same holds for any server
+whose `explain` says an `_id` range is a collection scan (`PartitionPlanner.can_seek`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from typing import Any
 from pymongo.errors import OperationFailure
 
 from dataworks.core.clients import ReadOnlyCollection
-from dataworks.migrations.partitioning import ALL, NATURAL, OTHER, RANGE_GROUPS, Partition
+from dataworks.migrations.partitioning import (
+    ALL,
+    NATURAL,
+    OTHER,
+    RANGE_GROUPS,
+    Partition,
+    PartitionPlanner,
+)
 from dataworks.verify.rawdocs import document_id, sort_key
 
 #: Type brackets worth splitting, by sort rank, with their `$type` alias.
@@ -79,6 +87,9 @@ async def plan_partitions(
     """Partitions for `count`-way parallel reading, and how they were found."""
     if count <= 1:
         return [VerifyPartition()], "single partition requested"
+    if not await PartitionPlanner(source).can_seek():
+        # Each range would be read by a full scan (and sorted): one partition reads it once.
+        return [VerifyPartition()], "single partition: the source cannot seek _id ranges"
     size = count * SAMPLES_PER_PARTITION
     try:
         cursor = await source.raw.aggregate(

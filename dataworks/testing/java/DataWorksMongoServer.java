@@ -2,7 +2,7 @@
  * DataWorks' launcher for mongo-java-server (the second test server, next to FerretDB).
  *
  *   java -cp "classes:lib/*" DataWorksMongoServer --port N [--backend memory|h2] [--file PATH]
- *        [--oplog [--oplog-window ENTRIES]]
+ *        [--oplog [--oplog-window ENTRIES]] [--explain]
  *
  * Binds 127.0.0.1 only, prints "listening 127.0.0.1:N" once it accepts connections, stops on
  * SIGTERM. What it changes on top of the library, and why:
@@ -17,6 +17,12 @@
  *    a `getMore` without one about 16 MiB (the library put every remaining document in one
  *    reply: 170 MB for 100,000 volvo documents, which mongodump's Go driver refuses with
  *    "length of read message too large", its limit being maxMessageSizeBytes, 48 MB);
+ *  - with --explain, `explain` of a `find` says how the library runs it: an `_id` equality or
+ *    `$in` is an index lookup (IXSCAN), anything else a COLLSCAN (under a SORT when sorted),
+ *    since its `_id` index serves no ranges. Without the flag `explain` stays unknown (59),
+ *    and DataWorks takes `_id` ranges to be seekable, so that the tests exercise the range
+ *    reads Atlas and Cosmos DB get; the benchmark sets it, so that migrate reads this server
+ *    as it reads any server whose ranges scan (natural order; one verify partition);
  *  - the oplog keeps the last ENTRIES (default 50,000; 0: all) like MongoDB's capped oplog,
  *    so that a test session's memory stays bounded; a stream resumed from before the window
  *    fails with ChangeStreamHistoryLost (286), as on MongoDB, instead of silently skipping.
@@ -69,6 +75,9 @@ public final class DataWorksMongoServer {
     /** Oplog entries kept (0: all). */
     static int oplogWindow = 50_000;
 
+    /** Answer `explain` (--explain). */
+    static boolean explain = false;
+
     public static void main(String[] args) throws Exception {
         int port = -1;
         String backendName = "memory";
@@ -81,6 +90,7 @@ public final class DataWorksMongoServer {
                 case "--file" -> file = args[++i];
                 case "--oplog" -> oplog = true;
                 case "--oplog-window" -> oplogWindow = Integer.parseInt(args[++i]);
+                case "--explain" -> explain = true;
                 default -> throw new IllegalArgumentException("unknown argument: " + args[i]);
             }
         }
@@ -130,6 +140,9 @@ public final class DataWorksMongoServer {
                 return reply;
             }
         }
+        if (explain && command.equalsIgnoreCase("explain")) {
+            return explainFind(query);
+        }
         if (command.equalsIgnoreCase("hello")) {
             Document reply = call.handle(channel, db, "isMaster", query);
             reply.put("isWritablePrimary", Boolean.TRUE);
@@ -145,6 +158,28 @@ public final class DataWorksMongoServer {
             reply.put("operationTime", start);
             STREAM_START.remove();
         }
+        return reply;
+    }
+
+    /** The plan the library follows for a `find`: only `_id` equality or `$in` uses the index. */
+    static Document explainFind(Document query) {
+        if (!(query.get("explain") instanceof Document inner) || !inner.containsKey("find")) {
+            throw new MongoServerError(59, "CommandNotFound", "explain: only find is explained");
+        }
+        Document filter = inner.get("filter") instanceof Document f ? f : new Document();
+        Object id = filter.get("_id");
+        boolean lookup = id != null && (!(id instanceof Document condition)
+            || condition.keySet().stream().allMatch(key -> key.equals("$eq") || key.equals("$in")));
+        Document plan = lookup
+            ? new Document("stage", "FETCH").append("inputStage", new Document("stage", "IXSCAN")
+                .append("indexName", "_id_"))
+            : new Document("stage", "COLLSCAN");
+        if (inner.get("sort") instanceof Document sort && !sort.isEmpty()) {
+            plan = new Document("stage", "SORT").append("inputStage", plan);
+        }
+        Document planner = new Document("namespace", inner.get("find")).append("winningPlan", plan);
+        Document reply = new Document("queryPlanner", planner);
+        reply.put("ok", 1.0);
         return reply;
     }
 
