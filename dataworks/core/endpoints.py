@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from dataworks.config.settings import Settings
+from typing import TYPE_CHECKING
+
 from dataworks.core.clients import Endpoint, SettingNames
 from dataworks.errors import SettingsError
+
+if TYPE_CHECKING:  # annotations only: worker processes import this without pydantic
+    from dataworks.config.settings import Settings
 
 # Where a user fixes each side's address, for errors raised where the endpoint is not at hand.
 SOURCE_SETTING = "MIG_SOURCE_DB_CONNECTION_STRING"
