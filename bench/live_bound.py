@@ -18,7 +18,9 @@ but the three costs measured apart on one backlog of change events:
       `bulk_write(ordered=False)` to a copy of the loaded collection on the target server;
   (c) replay: the live run is thawed (SIGCONT); the seconds until its checkpoint shows the
       whole backlog applied, its own CPU and the source JVM's CPU over that time
-      (`--py-spy FILE` records it with py-spy meanwhile, raw collapsed stacks).
+      (`--py-spy FILE` records it with py-spy meanwhile, raw collapsed stacks);
+  (a') after the run has exited, (a) with `updateLookup` once more: the JVM is warm then,
+      as it is for the replay (the first read is its first change stream).
 
 The run then cuts over by itself (exit 0, `hash: EQUAL` expected). One JSON row is printed.
 """
@@ -54,8 +56,10 @@ def cpu_s(pid: int) -> float:
     return times.user + times.system
 
 
-def read_backlog(uri: str, resume: dict[str, Any], lookup: str, jvm: int) -> dict[str, Any]:
-    """Read the stream from the live run's starting point until a page comes back empty."""
+def read_backlog(uri: str, resume: dict[str, Any], lookup: str, jvm: int,
+                 limit: int | None = None) -> dict[str, Any]:
+    """Read the stream from the live run's starting point until a page comes back empty
+    (or `limit` events were read)."""
     kwargs: dict[str, Any] = ({"resume_after": resume["token"]} if "token" in resume
                               else {"start_at_operation_time": resume["operation_time"]})
     events: list[Any] = []
@@ -63,7 +67,7 @@ def read_backlog(uri: str, resume: dict[str, Any], lookup: str, jvm: int) -> dic
     with MongoClient(uri) as client, client[DB][SOURCE].watch(
             full_document=lookup, batch_size=BATCH, max_await_time_ms=MAX_AWAIT_MS,
             **kwargs) as stream:
-        while True:
+        while limit is None or len(events) < limit:
             change = stream.try_next()
             if change is None:
                 break
@@ -165,10 +169,15 @@ def main(argv: list[str] | None = None) -> int:
                     spy.send_signal(signal.SIGINT)
                     spy.wait(timeout=60)
             live.wait(timeout=300)
+            # The same read once more, the JVM warm and nothing else running: the first read
+            # above is the JVM's first change stream of the session (colder JIT).
+            again = read_backlog(source.uri, resume, "updateLookup", source.process.pid)
+            again.pop("_events")
             row = {"docs": args.docs, "writer": {"operations": ops, "changes": changes,
                                                  "seconds": round(writing_s, 1)},
                    "load_before_reads": [round(x, 2) for x in load],
                    "stream_updateLookup": stream, "stream_default": plain,
+                   "stream_updateLookup_again": again,
                    "target_bulk_write": written, "replay": replay,
                    "exit_code": live.returncode,
                    "hash_equal": "hash: EQUAL" in out_path.read_text()}

@@ -25,7 +25,11 @@ samples, while the writer ran and from its start to the exit, and of the polled 
 (the lag: seconds since the point up to which the target holds every change, the last
 applied event's `clusterTime` or when the last empty page was asked for; see
 `dataworks.migrations.live_lag`);
-the exit code, `hash: EQUAL`, and whether the target is byte-exact.
+the exit code, `hash: EQUAL`, and whether the target is byte-exact. Then, the run over
+and the servers still up, the server's own bound: a plain PyMongo change stream opened at
+the live run's starting point, as the replay opens it (`updateLookup`, batch size 1000),
+reads the first `--probe` events of the same changes (`bench.live_bound.read_backlog`;
+the oplog and collection are as large as at the end of the run by then).
 """
 
 from __future__ import annotations
@@ -240,7 +244,7 @@ def caught_up_at(points: list[tuple[float, int, float | None]]) -> float | None:
 
 
 def run_rate(rate: float, docs: int, seconds: float, work: Path,
-             give_up: float) -> dict[str, Any]:
+             give_up: float, probe: int = 0) -> dict[str, Any]:
     source = MongoJavaServer(work / f"source-{rate:g}", oplog=True, heap="1g").start()
     target = MongoJavaServer(work / f"target-{rate:g}", heap="1g").start()
     try:
@@ -303,6 +307,17 @@ def run_rate(rate: float, docs: int, seconds: float, work: Path,
                         == raw_by_id(source.uri, DB, SOURCE))
         if live.returncode != 0:
             row["stderr_tail"] = err[-1500:]
+        if probe and source.process is not None:
+            from bench.live_bound import read_backlog  # it imports this module
+
+            with MongoClient(target.uri) as client:
+                start = (live_checkpoint(client) or {}).get("start")
+            if start is not None:
+                bare = read_backlog(source.uri, start, "updateLookup", source.process.pid,
+                                    limit=probe)
+                bare.pop("_events")
+                row["bare_stream_after_run"] = {**bare, "load": [round(x, 2)
+                                                                 for x in os.getloadavg()]}
         return row
     finally:
         source.stop()
@@ -318,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds after the writer stopped to wait for the cutover before "
                              "stopping the run with SIGTERM (then: not exact)")
     parser.add_argument("--keep", type=Path, help="keep metrics files and logs in this folder")
+    parser.add_argument("--probe", type=int, default=5000,
+                        help="events a plain change stream reads after each run (0: none)")
     args = parser.parse_args(argv)
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
@@ -326,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         for rate in (float(r) for r in args.rates.split(",")):
-            row = run_rate(rate, args.docs, args.seconds, work, args.give_up)
+            row = run_rate(rate, args.docs, args.seconds, work, args.give_up, args.probe)
             rows.append(row)
             print(json.dumps(row), flush=True)
     return 0 if all(r["exact"] for r in rows) else 1

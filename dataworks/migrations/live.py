@@ -102,6 +102,15 @@ async def request_cutover(options: MigrationOptions) -> str:
         await client.close()
 
 
+@dataclass(frozen=True)
+class Page:
+    """What one read of the stream gave, and when its last round trip was asked for."""
+
+    events: list[Any]
+    asked_at: float  # Unix time
+    asked_mono: float  # the same moment, monotonic (the cutover gate's clock)
+
+
 class ResumePointLost(UserError):
     pass
 
@@ -299,7 +308,7 @@ class LiveMigration:
         verdict: dict[str, Any] | None = None
         gate = self.gate or CutoverGate(store, cutover_id(self.run_id),
                                         live.cutover_after_idle, [self.member])
-        pages: asyncio.Queue[tuple[list[Any], float] | Exception] = asyncio.Queue(maxsize=1)
+        pages: asyncio.Queue[Page | Exception] = asyncio.Queue(maxsize=1)
         async with stream:
             reader = asyncio.create_task(self._read_pages(stream, pages),
                                          name=f"dataworks-live-read {self.member}")
@@ -314,7 +323,7 @@ class LiveMigration:
                         raise _resume_error(page, opts.source.names.uri) from page
                     if isinstance(page, Exception):
                         raise page
-                    events, asked_at = page
+                    events = page.events
                     now = time.monotonic()
                     if events:
                         count = await self._apply(target, events, transform)
@@ -329,7 +338,7 @@ class LiveMigration:
                               level=logging.DEBUG, events=count,
                               events_applied=state["events_applied"], collection=self.member)
                     else:  # an empty page: caught up as of when it was asked for
-                        lag.caught_up(asked_at)
+                        lag.caught_up(page.asked_at)
                         stats["lag_s"] = state["lag_s"] = lag.seconds()
                     stats["events_applied"] = state["events_applied"]
                     stats["events_per_s"] = round(applied / max(now - started, 1e-9), 1)
@@ -337,8 +346,13 @@ class LiveMigration:
                         await self._check_deletes(source, target, store, key, state,
                                                   full=False)
                         last_check = time.monotonic()
+                    # An empty page tells how things stood when it was asked for, which may
+                    # be well before now (it waited while a page was applied; the process
+                    # was paused): the gate measures idleness up to then.
                     if await gate.due(self.member, caught_up=not events,
-                                      last_change=last_change, now=now):
+                                      last_change=last_change,
+                                      now=now if events else page.asked_mono,
+                                      asked_at=page.asked_at):
                         verdict = await self._cutover(source, target, store, key, state,
                                                       transform)
                         await gate.done()
@@ -368,8 +382,7 @@ class LiveMigration:
                                                    else "DIFFERENT"),
               events_applied=state["events_applied"])
 
-    async def _read_pages(self, stream: Any,
-                          pages: asyncio.Queue[tuple[list[Any], float] | Exception]) -> None:
+    async def _read_pages(self, stream: Any, pages: asyncio.Queue[Page | Exception]) -> None:
         """Read batches into `pages` (one ahead of the one being applied); a failure is
         handed over too, so it is raised after the pages read before it are applied."""
         try:
@@ -378,23 +391,23 @@ class LiveMigration:
         except Exception as exc:  # noqa: BLE001 - raised by the applying loop, in order
             await pages.put(exc)
 
-    async def _next_batch(self, stream: Any) -> tuple[list[Any], float]:
-        """Up to one batch of events, and when the last page was asked for (Unix time).
+    async def _next_batch(self, stream: Any) -> Page:
+        """Up to one batch of events, and when the last page was asked for.
         Stops at the first empty page (caught up, or a throttled Cosmos DB page: both only
         mean "nothing more right now"), and once a page is handed out: asking again would
         cost one more round trip per batch (on MongoDB up to max_await_ms while nothing new
         has come) before the events in hand are applied."""
         events: list[Any] = []
-        asked_at = time.time()
+        asked_at, asked_mono = time.time(), time.monotonic()
         while len(events) < self.options.batch_size:
             if events and _page_drained(stream):
                 break
-            asked_at = time.time()
+            asked_at, asked_mono = time.time(), time.monotonic()
             change = await stream.try_next()
             if change is None:
                 break
             events.append(change)
-        return events, asked_at
+        return Page(events, asked_at, asked_mono)
 
     async def _apply(self, target: Any, events: list[Any], transform: Any) -> int:
         try:

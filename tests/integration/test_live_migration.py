@@ -421,10 +421,40 @@ async def test_live_replay_asks_once_per_page_it_applies(live_pair, unique_db_na
         async with await coll.watch(full_document="updateLookup", batch_size=BATCH,
                                     max_await_time_ms=100) as stream:
             await coll.update_many({"_id": {"$lt": 5}}, {"$inc": {"updates": 1}})
-            events, _ = await migration._next_batch(stream)
+            events = (await migration._next_batch(stream)).events
             assert [e["documentKey"]["_id"] for e in events] == [0, 1, 2, 3, 4]
             assert listener.count == 1
-            events, _ = await migration._next_batch(stream)  # caught up: one empty page
+            events = (await migration._next_batch(stream)).events  # caught up: empty
             assert events == [] and listener.count == 2
     finally:
         await client.close()
+
+
+def test_live_paused_while_caught_up_does_not_cut_over_on_an_old_empty_page(
+        live_pair, unique_db_name, tmp_path):
+    """The replay reads a page ahead. Frozen (SIGSTOP: a paused VM, a suspended shell) right
+    after it had read an empty page, then woken after changes were made and the idle time
+    has passed: that empty page is older than the changes and must not open the cutover
+    gate; the run applies them and cuts over EQUAL."""
+    source_uri, target_uri = live_pair
+    db = unique_db_name
+    seed(source_uri, db, 300)
+    live = start_live(source_uri, target_uri, db, tmp_path, "--cutover-after-idle", "4")
+    try:
+        wait_for(lambda: (checkpoint(target_uri, db, ":live") or {}).get("phase") == "replay",
+                 "the replay phase")
+        time.sleep(1.0)  # following, caught up (mongo-java-server answers empty pages at once)
+        live.send_signal(signal.SIGSTOP)
+        with MongoClient(source_uri) as client:
+            for i in range(20):
+                client[db]["orders"].update_one({"_id": i}, {"$inc": {"updates": 1}})
+        time.sleep(5)  # longer than --cutover-after-idle
+        live.send_signal(signal.SIGCONT)
+        code, out, err = finish(live, timeout=120)
+    finally:
+        if live.poll() is None:
+            live.send_signal(signal.SIGCONT)
+            live.kill()
+    assert code == 0, err[-3000:]
+    assert "hash: EQUAL" in report_row(out, "verification")
+    assert raw_docs(target_uri, f"{db}_t") == raw_docs(source_uri, db)

@@ -49,3 +49,25 @@ def test_a_member_that_leaves_is_not_waited_for_and_a_request_opens_it() -> None
         await gate.done()
         assert store.data == {}
     asyncio.run(scenario())
+
+
+def test_a_request_is_honoured_only_at_a_page_asked_for_after_it() -> None:
+    """The replay reads a page ahead: an empty page asked for before the operator's request
+    (writes stopped just before it) may miss the last changes."""
+    async def scenario() -> None:
+        store = Store()
+        gate = CutoverGate(store, "run:cutover", None, ["a"])  # type: ignore[arg-type]
+        store.data["run:cutover"] = {"requested_at": 1000.0}
+        assert not await gate.due("a", caught_up=True, last_change=0.0, now=50.0,
+                                  asked_at=999.0)
+        assert await gate.due("a", caught_up=True, last_change=0.0, now=50.2, asked_at=1000.5)
+    asyncio.run(scenario())
+
+
+def test_idleness_counts_up_to_when_the_empty_page_was_asked_for() -> None:
+    async def scenario() -> None:
+        gate = CutoverGate(Store(), "run:cutover", 3.0, ["a"])  # type: ignore[arg-type]
+        # a change applied at 10; an empty page asked for at 9 (read ahead), handled at 20
+        assert not await gate.due("a", caught_up=True, last_change=10.0, now=9.0)
+        assert await gate.due("a", caught_up=True, last_change=10.0, now=13.5)
+    asyncio.run(scenario())
