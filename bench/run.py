@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,6 +59,10 @@ DB = "bench"
 SOURCE = "orders"
 RESULTS = ROOT / "bench" / "results"
 CLEAN_ENV_PREFIXES = ("FRAMEWORK_", "MIG_", "GEN_", "DATAWORKS_TEST_")
+SOURCE_HEAP, TARGET_HEAP = "4g", "6g"  # mongo-java-server pair
+# Live heap of mongo-java-server's memory backend per volvo document (1.2 GB per 100,000,
+# measured with `jcmd PID GC.heap_info` after a full collection; ~12x the BSON size).
+HEAP_PER_VOLVO_DOC = 12_000
 
 
 def dataworks_argv() -> list[str]:
@@ -76,14 +81,19 @@ class Servers:
     """Source and target servers (FerretDB or mongo-java-server), fresh data folders; their
     CPU time is read per step."""
 
-    def __init__(self, base: Path, kind: str = "ferretdb") -> None:
+    def __init__(self, base: Path, kind: str = "ferretdb",
+                 heaps: tuple[str, str] | None = None) -> None:
         self.kind = kind
         if kind == "mongojava":
             from dataworks.testing.mongojava import MongoJavaServer
 
-            # In memory: the source holds the data set, the target up to three copies.
-            self.source: Any = MongoJavaServer(base / "source", heap="4g")
-            self.target: Any = MongoJavaServer(base / "target", heap="6g")
+            # In memory: the source holds the data set, the target one copy at a time (each
+            # copy is dropped, and the heap collected, before the next step). `explain`: the
+            # server says that an `_id` range is a full scan here, so migrate reads it in
+            # natural order as it reads any such server (the tests run without it).
+            source_heap, target_heap = heaps or (SOURCE_HEAP, TARGET_HEAP)
+            self.source: Any = MongoJavaServer(base / "source", heap=source_heap, explain=True)
+            self.target: Any = MongoJavaServer(base / "target", heap=target_heap, explain=True)
         else:
             from dataworks.testing.ferretdb import FerretDBServer
 
@@ -99,6 +109,18 @@ class Servers:
         self.source.stop()
         self.target.stop()
 
+    def settle(self) -> None:
+        """A full garbage collection of both JVMs, before a measured step: the garbage a step
+        leaves (a dropped copy: about 1.2 GB of heap per 100,000 volvo documents) is then not
+        collected, and billed, during the next one. No-op for FerretDB."""
+        jcmd = shutil.which("jcmd")
+        if self.kind != "mongojava" or jcmd is None:
+            return
+        for server in (self.source, self.target):
+            assert server.process is not None
+            subprocess.run([jcmd, str(server.process.pid), "GC.run"], capture_output=True,
+                           check=False, timeout=120)
+
     def cpu(self) -> tuple[float, float]:
         out = []
         for server in (self.source, self.target):
@@ -106,6 +128,30 @@ class Servers:
             times = psutil.Process(server.process.pid).cpu_times()
             out.append(times.user + times.system)
         return out[0], out[1]
+
+
+def heaps_for(n: int, kind: str) -> tuple[tuple[str, str] | None, str]:
+    """mongo-java-server heaps for n volvo documents, or why they do not fit this machine
+    (the source holds the data set, the target one copy and the garbage of the last)."""
+    if kind != "mongojava":
+        return None, ""
+    need = n * HEAP_PER_VOLVO_DOC / 2**30
+    used = need * 1.3 + need * 1.6  # the data set; one copy and the last one's garbage
+    available = psutil.virtual_memory().available / 2**30
+    if used > 0.8 * available:
+        return None, (
+            f"{n:,} volvo documents do not fit a mongo-java-server pair on this machine: its "
+            f"memory backend holds ~{HEAP_PER_VOLVO_DOC / 1000:.0f} KB of heap per document "
+            f"(~{need:.0f} GB per copy), so the pair needs ~{used:.0f} GB and "
+            f"{available:.1f} GB are available; the 1,000,000-document figures come from the "
+            "verify row's small documents instead")
+    source = max(_gib(SOURCE_HEAP), -(-int(need * 1.3 * 2**30) // 2**30))
+    target = max(_gib(TARGET_HEAP), -(-int(need * 1.6 * 2**30) // 2**30))
+    return (f"{source}g", f"{target}g"), ""
+
+
+def _gib(heap: str) -> int:
+    return int(heap.rstrip("g"))
 
 
 def count(uri: str, collection: str) -> int:
@@ -156,6 +202,7 @@ def measured_row(name: str, docs: int, nbytes: int, m: Measured,
 
 
 def step(servers: Servers, fn: Any) -> tuple[Any, tuple[float, float]]:
+    servers.settle()
     before = servers.cpu()
     result = fn()
     after = servers.cpu()
@@ -175,7 +222,8 @@ def run_size(n: int, args: argparse.Namespace, tools: dict[str, str] | None,
         print(f"[{time.strftime('%H:%M:%S')}] n={n:,} {text} (load {psutil.getloadavg()[0]:.2f})",
               flush=True)
 
-    with Servers(work / "servers", args.server) as servers:
+    heaps, _ = heaps_for(n, args.server)
+    with Servers(work / "servers", args.server, heaps) as servers:
         src, dst = servers.source.uri, servers.target.uri
 
         say("generate --dry-run")
@@ -343,6 +391,68 @@ def client_limit_rows(n: int, args: argparse.Namespace, servers: Servers, src: s
     return rows
 
 
+def verify_rows(total: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The hash verification row and its reference (bench/bench_verify.py, its own pair of
+    servers and process), as table rows with their ratios."""
+    print(f"[{time.strftime('%H:%M:%S')}] verify row: {total:,} identical small documents on "
+          f"a pair of their own (load {psutil.getloadavg()[0]:.2f})", flush=True)
+    logs = Path(tempfile.mkdtemp(prefix="dataworks-bench-verify-"))
+    m = run_measured([[sys.executable, "-m", "bench.bench_verify", "--server", args.server,
+                       "--total", str(total), "--json"]], cwd=ROOT, log_dir=logs,
+                     name="verify", env=clean_env())
+    lines = (logs / "verify.out").read_text().strip().splitlines()
+    if not m.ok or not lines:
+        shutil.rmtree(logs, ignore_errors=True)
+        return [row("dataworks verify --mode hash", total, 0, m.seconds, m.cpu_seconds, None,
+                    load=m.load_before, ok=False, kind="verify-hash",
+                    note=" | ".join(m.stderr_tail))]
+    shutil.rmtree(logs, ignore_errors=True)
+    found = json.loads(lines[-1])
+    rows = []
+    for r in found["rows"]:
+        rows.append(row(r["name"], r["docs"], r["docs"] * found["doc_bytes"], r["seconds"],
+                        r["cpu_seconds"], r["peak_rss_bytes"], load=tuple(r["load_before"]),
+                        servers_cpu=tuple(r["servers_cpu"]), ok=r["ok"], kind=r["kind"],
+                        note="in the bench's process; memory n/a"
+                        if r["peak_rss_bytes"] is None else "",
+                        **({"argv": r["argv"]} if "argv" in r else {})))
+    scans = {r["kind"]: r for r in rows if r["kind"].startswith("verify-scans") and r["ok"]}
+    for r in rows:
+        if r["kind"] != "verify-hash" or not r["ok"]:
+            continue
+        for kind, key in (("verify-scans", "vs_parallel_scans"),
+                          ("verify-scans-sorted", "vs_parallel_sorted_scans")):
+            if kind in scans:
+                r[key] = round(r["docs_per_s"] / scans[kind]["docs_per_s"], 2)
+    migrated = [r for r in rows if r["kind"] == "verify-migrate" and r["ok"]]
+    if len(migrated) == 2 and all(r["client_peak_rss_mb"] for r in migrated):
+        small, large = migrated
+        large["rss_vs_tenth"] = round(large["client_peak_rss_mb"] / small["client_peak_rss_mb"],
+                                      2)
+    return rows
+
+
+def verify_table(total: int, rows: list[dict[str, Any]]) -> str:
+    return f"verify row ({total:,} identical small documents, a pair of its own)\n" + table(
+        total, rows)
+
+
+def memory_summary(results: dict[str, Any]) -> str:
+    """Peak RSS of all client processes, per size and in the verify row (goal: < 300 MB,
+    flat from 100,000 to 1,000,000 documents)."""
+    lines = ["client peak memory (all processes of each command, MB):"]
+    for n, rows in results["sizes"].items():
+        peaks = [(r["client_peak_rss_mb"], r["name"]) for r in rows
+                 if r.get("client_peak_rss_mb") is not None]
+        if peaks:
+            top = max(peaks)
+            lines.append(f"- n={int(n):,} volvo: highest {top[0]:.0f} ({top[1]})")
+    for r in results.get("verify") or []:
+        if r.get("client_peak_rss_mb") is not None:
+            lines.append(f"- {r['name']}: {r['client_peak_rss_mb']:.0f}")
+    return "\n".join(lines)
+
+
 def reported_duration(path: Path) -> float | None:
     """The load phase as `dataworks migrate` reports it (its summary's duration row)."""
     match = re.search(r"duration\s*\S\s*([\d.,]+) s", path.read_text(errors="replace"))
@@ -449,7 +559,12 @@ def _add_client_limit_ratios(rows: list[dict[str, Any]]) -> None:
 
 
 RATIO_TEXT = {"vs_bare_copy": "x bare copy", "vs_one_worker": "x one worker",
-              "vs_in_process": "x --transform-workers 0"}
+              "vs_in_process": "x --transform-workers 0",
+              "vs_parallel_scans": "x two parallel raw scans (natural order)",
+              "vs_parallel_sorted_scans": "x two parallel raw scans (sorted by _id)",
+              "rss_vs_tenth": "x the peak RSS at a tenth of the documents",
+              "vs_mongotools": "x mongodump | mongorestore",
+              "cpu_vs_mongotools": "x mongo-tools' client CPU per document"}
 
 
 def ratio_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -540,6 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-mongo-tools", action="store_true")
     parser.add_argument("--profile-migrate", action="store_true",
                         help="also run migrate once under py-spy (not timed) and summarise")
+    parser.add_argument("--verify-docs", type=int, default=None,
+                        help="identical small documents for the hash verification row, on a "
+                        "pair of its own (default: the largest size; 0 skips the row)")
     parser.add_argument("--keep", action="store_true", help="keep the servers' data folders")
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
@@ -578,7 +696,14 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out_path = RESULTS / time.strftime("bench-%Y%m%d-%H%M%S.json", time.localtime(started))
     tables = []
+    results["skipped"] = {}
     for n in sizes:
+        _, unfit = heaps_for(n, args.server)
+        if unfit:
+            print(f"\nn={n:,}: volvo rows skipped: {unfit}\n", flush=True)
+            results["skipped"][str(n)] = unfit
+            tables.append(f"n={n:,}: volvo rows skipped: {unfit}")
+            continue
         work = Path(tempfile.mkdtemp(prefix=f"dataworks-bench-{n}-"))
         try:
             rows = run_size(n, args, tools, work)
@@ -592,14 +717,25 @@ def main(argv: list[str] | None = None) -> int:
             if r.get("kind") == "profile":
                 print(json.dumps(r, indent=1))
         out_path.write_text(json.dumps(results, indent=1))  # partial results survive
+    verify_docs = max(sizes) if args.verify_docs is None else args.verify_docs
+    if verify_docs:
+        results["verify"] = verify_rows(verify_docs, args)
+        tables.append(verify_table(verify_docs, results["verify"]))
+        print("\n" + tables[-1] + "\n", flush=True)
+        out_path.write_text(json.dumps(results, indent=1))
+    tables.append(memory_summary(results))
     results["seconds"] = round(time.time() - started, 1)
     results["load_average_at_end"] = psutil.getloadavg()
     out_path.write_text(json.dumps(results, indent=1))
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=1))
     print("\n\n".join(tables))
     markdown_path = out_path.with_suffix(".md")
-    markdown_path.write_text("\n\n".join(markdown(int(n), rows)
-                                         for n, rows in results["sizes"].items()) + "\n")
+    parts = [markdown(int(n), rows) for n, rows in results["sizes"].items()]
+    parts += [f"n={int(n):,}: volvo rows skipped: {why}" for n, why in results["skipped"].items()]
+    if results.get("verify"):
+        parts.append(markdown(verify_docs, results["verify"]))
+    parts.append(memory_summary(results))
+    markdown_path.write_text("\n\n".join(parts) + "\n")
     print(f"\nwhole run {results['seconds']:.0f}s; load average at end "
           f"{results['load_average_at_end'][0]:.2f}; JSON: {out_path.relative_to(ROOT)} "
           f"(Markdown table beside it)")
