@@ -131,6 +131,7 @@ class MigrationEngine:
         self.options = options
         self.metrics = metrics or RunMetrics()
         self.stop = asyncio.Event()
+        self._pool: TransformPool | None = None  # set by run() when workers transform
         # Source reads of the whole run: throttling slows them down (cursors, batch size).
         self._pacer = ReadPacer(options.parallel_cursors, options.batch_size,
                                 recovery_s=options.throttle_recovery_s, metrics=self.metrics)
@@ -145,9 +146,18 @@ class MigrationEngine:
         # w=0 writes get their own connections: a server that answers them anyway (FerretDB
         # does) would otherwise leave stray replies on connections that checkpoints use.
         self._unacked_client = connect(opts.target, w=0) if opts.unacknowledged else None
+        # Transform workers start now: they boot while the run connects and plans.
+        self._pool = TransformPool.for_run(opts.strategy_cls, opts.transform_workers,
+                                           source=opts.source,
+                                           target_namespace=opts.target.namespace,
+                                           batch_size=opts.batch_size, metrics=self.metrics)
+        if self._pool is not None:
+            self._pool.start()
         try:
             return await self._run(source_client, target_client)
         finally:
+            if self._pool is not None:
+                await self._pool.close()
             await source_client.close()
             await target_client.close()
             if self._unacked_client is not None:
@@ -484,9 +494,7 @@ class MigrationEngine:
                              keep_existing=opts.keep_existing, kept_ids=self._kept_ids,
                              conflicts_target=self._target, setting=opts.target.names.uri)
         transform = strategy.transform if strategy.transforms() else None
-        pool = TransformPool.for_run(opts.strategy_cls, opts.transform_workers,
-                                     source=opts.source, target_namespace=opts.target.namespace,
-                                     batch_size=opts.batch_size, metrics=self.metrics)
+        pool = self._pool
         reader = PartitionReader(
             source, base_query=query, projection=projection, batch_size=opts.batch_size,
             queue=queue, stop=self.stop, metrics=self.metrics, policy=opts.retry,
@@ -553,7 +561,7 @@ class MigrationEngine:
                 writers_done.set()
         finally:
             if pool is not None:
-                await pool.close()
+                await pool.close()  # its processes' memory back before indexes and verify
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from dataworks.migrations.transform_worker import (
     TransformedBatch,
     WorkerPlan,
     init_worker,
+    started,
     transform_batch,
     warm_up,
 )
@@ -97,6 +98,14 @@ class TransformPool:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return task
+
+    def start(self) -> None:
+        """Start the worker processes now, without waiting: their interpreter start and
+        imports (~0.2 s of CPU each) overlap the run's connecting and planning instead of
+        delaying its first batch. The strategy is still loaded (and on_start run) by each
+        worker's first batch, so a run that has nothing to copy runs no user code there."""
+        for _ in range(self.processes):
+            self._executor.submit(started)
 
     async def warm_up(self) -> set[int]:
         """Start every worker and have it load the strategy (and run on_start) now, not with

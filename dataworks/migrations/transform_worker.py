@@ -119,6 +119,12 @@ def transform_batch(blob: bytes) -> TransformedBatch:
     return _ready().run(blob)
 
 
+def started() -> int:
+    """Nothing: submitted once per process so that the pool starts them (interpreter and
+    imports) while the main process still connects and plans (TransformPool.start)."""
+    return os.getpid()
+
+
 def warm_up() -> int:
     """Load the strategy, then wait for every other worker to have done the same: each of
     the pool's processes takes exactly one of these tasks (see TransformPool.warm_up)."""
