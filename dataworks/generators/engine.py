@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from dataworks.errors import DataWorksError, RunFailed
 from dataworks.generators.ledger import BatchLedger
-from dataworks.generators.worker import BatchPlan, BuiltBatch, init_worker, make_batch
+from dataworks.generators.source import GeneratorSource
+from dataworks.generators.worker import BatchPlan, BuiltBatch, init_worker, make_batch, started
 from dataworks.monitoring.metrics import RunMetrics
 
 Sink = Callable[[BuiltBatch], Awaitable[None]]
@@ -37,15 +38,21 @@ class EngineOptions:
         return max(2, self.workers * 2) + self.write_workers
 
 
-def make_executor(plan: BatchPlan, workers: int) -> Executor:
+def make_executor(source: GeneratorSource, workers: int) -> Executor:
+    """The generation workers, started now: their interpreter start, imports and generator
+    file load overlap what the main process does before the first batch (probing the
+    generator, connecting, reading the checkpoint)."""
     if workers <= 0:
-        return ThreadPoolExecutor(1, initializer=init_worker, initargs=(plan, True))
-    return ProcessPoolExecutor(
+        return ThreadPoolExecutor(1, initializer=init_worker, initargs=(source, True))
+    executor = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=init_worker,
-        initargs=(plan,),
+        initargs=(source,),
     )
+    for _ in range(workers):  # one process is started per task no idle worker can take
+        executor.submit(started)
+    return executor
 
 
 async def run_batches(
@@ -55,20 +62,23 @@ async def run_batches(
     options: EngineOptions,
     metrics: RunMetrics,
     checkpoint: Callable[[], Awaitable[None]] | None = None,
+    executor: Executor | None = None,
 ) -> None:
-    """Build and hand every pending batch of `ledger` to `sink`; returns when all are done."""
+    """Build and hand every pending batch of `ledger` to `sink`; returns when all are done.
+    `executor` (from `make_executor`): workers started earlier; shut down here either way."""
     loop = asyncio.get_running_loop()
     slots = asyncio.Semaphore(options.slots)
     ready: asyncio.Queue[tuple[int, asyncio.Future[BuiltBatch]] | None] = asyncio.Queue()
     since_checkpoint = 0
     save_lock = asyncio.Lock()
     metrics.concurrency = options.write_workers
-    executor = make_executor(plan, options.workers)
+    if executor is None:
+        executor = make_executor(plan.source, options.workers)
 
     async def produce() -> None:
         for index in ledger.pending():
             await slots.acquire()
-            future = loop.run_in_executor(executor, make_batch, index)
+            future = loop.run_in_executor(executor, make_batch, plan, index)
             future.add_done_callback(lambda f, i=index: ready.put_nowait((i, f)))
         for _ in range(options.slots):  # every batch handed back: all written
             await slots.acquire()

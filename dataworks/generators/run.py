@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ from dataworks.core.endpoints import GENERATION_SETTING, generation_endpoint
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.core.throttle import AdaptiveLimiter
 from dataworks.errors import Interrupted, RunFailed, UserError
-from dataworks.generators.engine import EngineOptions, run_batches
+from dataworks.generators.engine import EngineOptions, make_executor, run_batches
 from dataworks.generators.ids import batch_seed, id_prefix, with_ids
 from dataworks.generators.insert import insert_batch
 from dataworks.generators.ledger import BatchLedger
@@ -148,13 +149,32 @@ async def generate(
     """
     del resume  # the default now; kept so old scripts and calls still work
     src = source if isinstance(source, GeneratorSource) else resolve_source(source)
-    probe(build_generator(src, 0))  # a generator that returns no documents: exit 2, now
-    metrics = metrics or RunMetrics()
     options = EngineOptions(
         workers=settings.generation_workers if workers is None else workers,
         write_workers=write_workers or settings.write_workers,
         checkpoint_every=settings.checkpoint_interval,
     )
+    # Workers start now and boot while this process probes, connects and plans;
+    # run_batches shuts them down, or the `finally` below when no batch is generated.
+    executor = make_executor(src, options.workers)
+    try:
+        return await _generate(settings, src, executor, options, total=total, seed=seed,
+                               batch_size=batch_size, drop=drop, dry_run=dry_run,
+                               force_from_start=force_from_start,
+                               checkpoint_store=checkpoint_store, metrics=metrics,
+                               progress=progress, target_kind=target_kind)
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _generate(settings: Settings, src: GeneratorSource, executor: Executor,
+                    options: EngineOptions, *, total: int | None, seed: int | None,
+                    batch_size: int | None, drop: bool, dry_run: bool,
+                    force_from_start: bool, checkpoint_store: str,
+                    metrics: RunMetrics | None, progress: bool,
+                    target_kind: str) -> GenerationReport:
+    probe(build_generator(src, 0))  # a generator that returns no documents: exit 2, now
+    metrics = metrics or RunMetrics()
     endpoint = generation_endpoint(settings)
     asked = Requested(total=_total(total, settings), total_given=total is not None,
                       seed=seed, batch_size=batch_size)
@@ -164,7 +184,7 @@ async def generate(
         ledger = BatchLedger(plan.total, plan.batch_size)
         return await _run(plan, ledger, None, None, None, options, metrics, progress,
                           run_id=None, target="dry run", resumed=False,
-                          settings=settings)
+                          settings=settings, executor=executor)
 
     check_store_spec(checkpoint_store)  # an unwritable store fails before any connection
     client = connect(endpoint)
@@ -191,7 +211,8 @@ async def generate(
                           ru.writes(collection, options.write_workers), store, run_id,
                           options, metrics, progress, run_id=run_id,
                           target=endpoint.display(), resumed=decision.kind == "resume",
-                          settings=settings, count=lambda: fast_count(collection))
+                          settings=settings, count=lambda: fast_count(collection),
+                          executor=executor)
     finally:
         await ru.aclose()
         await client.close()
@@ -245,7 +266,8 @@ async def _run(plan: BatchPlan, ledger: BatchLedger, collection: Any,
                store: CheckpointStore | None, run_key: str | None, options: EngineOptions,
                metrics: RunMetrics, progress: bool, *, run_id: str | None, target: str,
                resumed: bool, settings: Settings | None = None,
-               count: Callable[[], Awaitable[int]] | None = None) -> GenerationReport:
+               count: Callable[[], Awaitable[int]] | None = None,
+               executor: Executor | None = None) -> GenerationReport:
     metrics.total = plan.total
     metrics.resumed_from = ledger.documents_done()
     policy = RetryPolicy() if settings is None else RetryPolicy(
@@ -273,7 +295,7 @@ async def _run(plan: BatchPlan, ledger: BatchLedger, collection: Any,
           run_id=run_id, total=plan.total, seed=plan.seed, resumed_from=metrics.resumed_from)
     try:
         async with show_progress(metrics, label, enabled=progress):
-            await run_batches(plan, ledger, sink, options, metrics, save)
+            await run_batches(plan, ledger, sink, options, metrics, save, executor)
     except asyncio.CancelledError:
         await _save_quietly(save)
         raise Interrupted(

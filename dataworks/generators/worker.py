@@ -1,7 +1,8 @@
 """Code that runs in generation worker processes (or a thread, with `--workers 0`).
 
-Each worker builds its generator once (`init_worker`), then turns batch indices into one
-bytes blob of concatenated BSON documents. One blob per batch is the cheapest thing to send
+Each worker loads the generator file when the pool starts (`init_worker`), builds its
+generator with its first batch (`make_batch`, which receives the run's plan), then turns batch
+indices into one bytes blob of concatenated BSON documents. One blob per batch is the cheapest thing to send
 between processes: a single bytes object pickles as a memory copy.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from dataworks.generators.base import BaseDataGenerator
 from dataworks.generators.ids import batch_seed, id_prefix, with_ids
 from dataworks.generators.source import GeneratorSource, build_generator
+from dataworks.plugins import PluginRef, load_plugin
 
 
 @dataclass(frozen=True)
@@ -54,21 +56,37 @@ class BatchMaker:
 
 
 _maker: BatchMaker | None = None
+_in_process = False
 
 
-def init_worker(plan: BatchPlan, in_process: bool = False) -> None:
-    """Process-pool initializer: load the generator file again from its path."""
-    global _maker
+def init_worker(source: GeneratorSource, in_process: bool = False) -> None:
+    """Process-pool initializer, run as soon as the pool starts (before the run's plan is
+    known): load the generator file again from its path. Nothing here may fail: a file that
+    cannot be loaded fails the first batch instead, with its own message."""
+    global _in_process
+    _in_process = in_process
     if not in_process:
         # Ctrl-C goes to the whole process group; the parent decides, workers keep going.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _maker = BatchMaker(plan)
-    if not in_process:
-        # The pools built above live for the whole run: keep the cyclic GC off them.
-        gc.collect()
-        gc.freeze()
+    if source.kind == "plugin" and source.class_name is not None:
+        try:
+            load_plugin(PluginRef(source.path, source.class_name), BaseDataGenerator,
+                        kind="generator")
+        except Exception:  # noqa: BLE001,S110 - reported by the first batch (make_batch)
+            pass
 
 
-def make_batch(index: int) -> BuiltBatch:
-    assert _maker is not None, "init_worker was not called"
+def started() -> None:
+    """Nothing: submitted once per worker so that the pool starts them all at once."""
+
+
+def make_batch(plan: BatchPlan, index: int) -> BuiltBatch:
+    """Batch `index` of `plan`; the worker builds its generator with the first batch."""
+    global _maker
+    if _maker is None or _maker.plan != plan:
+        _maker = BatchMaker(plan)
+        if not _in_process:
+            # The pools built above live for the whole run: keep the cyclic GC off them.
+            gc.collect()
+            gc.freeze()
     return _maker.make(index)
