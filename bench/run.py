@@ -292,19 +292,32 @@ def run_size(n: int, args: argparse.Namespace, tools: dict[str, str] | None,
         if not args.skip_verify_row:
             runs.append(("default strategy + default --verify count", "orders_dw_verified", []))
         for label, coll, extra in runs:
-            say(f"dataworks migrate, {label}")
-            m, servers_cpu = step(servers, lambda coll=coll, extra=extra: run_measured(
-                [[*dw, *migrate_common, "--target-collection", coll, *extra]],
-                cwd=work, log_dir=logs, name=f"{n}-migrate-{coll}", env=env))
-            copied = count(dst, coll)
-            rows.append(measured_row(f"dataworks migrate ({label})", n, nbytes, m, servers_cpu,
-                                     note="" if copied == n else f"target has {copied:,}")
-                        | {"kind": "migrate" if "--verify" in extra else "migrate-verified",
-                           "target_count": copied,
-                           "tool_reported_load_s": reported_duration(
-                               logs / f"{n}-migrate-{coll}.out")})
-            rows[-1]["ok"] = rows[-1]["ok"] and copied == n
-            drop(dst, coll)
+            # The pass-through row runs `--migrate-runs` times (the best is kept, every run's
+            # rate is in the JSON): the bare copy it is held to is the best of three copies.
+            tries = []
+            for attempt in range(args.migrate_runs if label == "default strategy" else 1):
+                say(f"dataworks migrate, {label}" + (f" (run {attempt + 1})" if attempt else ""))
+                m, servers_cpu = step(servers, lambda coll=coll, extra=extra: run_measured(
+                    [[*dw, *migrate_common, "--target-collection", coll, *extra]],
+                    cwd=work, log_dir=logs, name=f"{n}-migrate-{coll}", env=env))
+                copied = count(dst, coll)
+                tries.append(measured_row(
+                    f"dataworks migrate ({label})", n, nbytes, m, servers_cpu,
+                    note="" if copied == n else f"target has {copied:,}")
+                    | {"kind": "migrate" if "--verify" in extra else "migrate-verified",
+                       "target_count": copied,
+                       "tool_reported_load_s": reported_duration(
+                           logs / f"{n}-migrate-{coll}.out")})
+                tries[-1]["ok"] = tries[-1]["ok"] and copied == n
+                drop(dst, coll)
+            best = max(tries, key=lambda r: (r["ok"], r["docs_per_s"]))
+            if len(tries) > 1:
+                best["runs_docs_per_s"] = [r["docs_per_s"] for r in tries]
+                best["name"] += f", best of {len(tries)} runs"
+                best["note"] = (best["note"] + "; " if best["note"] else "") + (
+                    "runs: " + " / ".join(f"{r['docs_per_s']:,.0f}" for r in tries)
+                    + " docs/s")
+            rows.append(best)
 
         rows += client_limit_rows(n, args, servers, src, dst, logs, env, say)
 
@@ -578,7 +591,7 @@ def ratio_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def table(n: int, rows: list[dict[str, Any]]) -> str:
-    head = (f"{'n=' + format(n, ','):<44} {'docs/s':>8} {'MB/s':>6} {'s':>7} "
+    head = (f"{'n=' + format(n, ','):<62} {'docs/s':>8} {'MB/s':>6} {'s':>7} "
             f"{'CPU s/100k':>10} {'srcCPU':>6} {'dstCPU':>6} {'RSS MB':>7} {'xceil':>6} "
             f"{'xread':>5} {'xtools':>6} {'CPUxtools':>9} "
             f"{'load':>5}")
@@ -593,7 +606,7 @@ def table(n: int, rows: list[dict[str, Any]]) -> str:
             return f"{r[key]:.2f}" if key in r else ""
 
         lines.append(
-            f"{r['name'][:44]:<44} {r['docs_per_s']:>8,.0f} {r['mb_per_s']:>6.1f} "
+            f"{r['name'][:62]:<62} {r['docs_per_s']:>8,.0f} {r['mb_per_s']:>6.1f} "
             f"{r['seconds']:>7.1f} {r['client_cpu_s_per_100k']:>10.1f} "
             f"{server_cpu(r, 'source'):>6} {server_cpu(r, 'target'):>6} {rss:>7} "
             f"{ratio('vs_ceiling'):>6} {ratio('vs_source_read'):>5} "
@@ -655,6 +668,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-mongo-tools", action="store_true")
     parser.add_argument("--profile-migrate", action="store_true",
                         help="also run migrate once under py-spy (not timed) and summarise")
+    parser.add_argument("--migrate-runs", type=int, default=2,
+                        help="runs of the pass-through migrate row; the best is kept (the bare "
+                        "copy is the best of three copies)")
     parser.add_argument("--verify-docs", type=int, default=None,
                         help="identical small documents for the hash verification row, on a "
                         "pair of its own (default: the largest size; 0 skips the row)")
