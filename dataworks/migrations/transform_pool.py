@@ -43,8 +43,9 @@ from dataworks.migrations.transform_worker import (
 from dataworks.monitoring.metrics import RunMetrics
 from dataworks.plugins import PluginRef
 
-# The transformed documents of a batch and the source `_id` each came from.
-Transformed = tuple[list[RawBSONDocument], list[Any]]
+# The transformed documents of a batch and the source `_id` each came from (None: each
+# document's own `_id`, as for a pass-through batch).
+Transformed = tuple[list[RawBSONDocument], list[Any] | None]
 DEPTH = 2  # batches per worker process: one being transformed, one waiting its turn
 
 

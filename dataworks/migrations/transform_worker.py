@@ -45,7 +45,8 @@ class TransformedBatch:
     count: int
     transformed: int  # source documents the transform returned something for
     dropped: int  # source documents it returned None for
-    origins: list[Any] = field(default_factory=list)  # source `_id` of each output document
+    # The source `_id` of each output document; None when each kept its source's `_id`.
+    origins: list[Any] | None = field(default_factory=list)
 
 
 @dataclass
@@ -94,7 +95,20 @@ class _Worker:
             apply_transform(self.transform, docs, counts, origins))  # type: ignore[arg-type]
         encoded = encode_transformed(out)
         return TransformedBatch(b"".join(d.raw for d in encoded), len(encoded),
-                                counts.transformed, counts.dropped, origins)
+                                counts.transformed, counts.dropped,
+                                None if _same_ids(out, origins) else origins)
+
+
+def _same_ids(out: list[Any], origins: list[Any]) -> bool:
+    """Whether every output document kept its source document's `_id` (same type, same
+    value): then no origins are sent back and the writer takes each document's own `_id`
+    for a dead letter, which is the same. Pickling 1,000 ObjectIds costs ~5 µs each in the
+    worker and ~2 µs each in the main process, for every batch."""
+    for doc, origin in zip(out, origins, strict=True):
+        own = doc["_id"]
+        if own is not origin and (type(own) is not type(origin) or own != origin):
+            return False
+    return True
 
 
 _plan: WorkerPlan | None = None
@@ -116,7 +130,16 @@ def init_worker(plan: WorkerPlan, barrier: Any = None, parent: int | None = None
 
 
 def transform_batch(blob: bytes) -> TransformedBatch:
-    return _ready().run(blob)
+    worker = _ready()
+    # A batch allocates ~15 containers per document, all freed by reference counting when
+    # it is sent; the cyclic collector would only walk them again and again meanwhile
+    # (~7% of a worker's CPU with the volvo strategy). Garbage cycles a transform makes are
+    # collected after the batch, when the collector is back on.
+    gc.disable()
+    try:
+        return worker.run(blob)
+    finally:
+        gc.enable()
 
 
 def started() -> int:

@@ -19,6 +19,7 @@ from pymongo import MongoClient
 
 from dataworks import commands
 from dataworks.core.clients import RAW_CODEC
+from dataworks.core.dead_letter import read_records
 from dataworks.testing import sample_from_generator
 from tests.integration.test_migrate import settings_for
 from tests.integration.test_migrate_resume import checkpointed, start_migrate
@@ -194,3 +195,44 @@ def test_transform_error_names_file_line_and_id_then_resume_after_the_fix(
         coll = client[unique_db_name].get_collection("orders", codec_options=RAW_CODEC)
         docs = {d["_id"]: d["x"] for d in coll.find()}
     assert docs == {i: 1 / (i - 333) if i != 333 else 0 for i in range(1_000)}
+
+
+RENAME = """
+from dataworks import BaseMigrationStrategy
+
+class Rename(BaseMigrationStrategy):
+    def transform(self, doc):
+        doc["_id"] = f"order-{doc['_id']}"
+        return doc
+"""
+
+KEEP = """
+from dataworks import BaseMigrationStrategy
+
+class Keep(BaseMigrationStrategy):
+    def transform(self, doc):
+        doc["seen"] = True
+        return doc
+"""
+
+
+@pytest.mark.parametrize(("code", "target_id"), [(RENAME, "order-13"), (KEEP, 13)])
+async def test_a_document_rejected_after_a_worker_transform_names_its_source_id(
+        code, target_id, source_uri, target_uri, unique_db_name, tmp_path) -> None:
+    """Workers send each output document's source `_id` back only when a transform changed
+    some `_id`; either way a dead letter names the source document to read again."""
+    src = f"{unique_db_name}_src"
+    people = [{"_id": i, "email": f"p{i}@example.com"} for i in range(400)]
+    people[13]["email"] = "p4@example.com"  # clashes with _id 4 under the unique index
+    load(source_uri, src, "orders", people)
+    with MongoClient(target_uri) as client:
+        client[unique_db_name]["orders"].create_index("email", unique=True, name="email_1")
+    path = tmp_path / "strategy.py"
+    path.write_text(code)
+    settings = settings_for(source_uri, target_uri, src, unique_db_name, mig_batch_size=50)
+    report = await commands.migrate(settings, strategy=str(path), transform_workers=2,
+                                    run_dir=tmp_path, verify="none", merge=True)
+    assert (report.written, report.rejected) == (399, 1)
+    [letters] = list(tmp_path.glob("*/dead_letter.jsonl"))
+    [record] = read_records(letters)
+    assert (record["_id"], record["source_id"]) == (target_id, 13)
