@@ -10,10 +10,10 @@ but the three costs measured apart on one backlog of change events:
      as soon as its checkpoint leaves phase `copy`;
   2. the writer makes its changes (`--rate` for `--seconds`); they wait in the oplog;
   (a) stream: a plain PyMongo change stream opened where the live run's checkpoint starts,
-      as the replay opens it (`fullDocument: updateLookup`, batch size 1000, max await
+      as the replay opens it (`fullDocument: updateLookup`, its batch size, max await
       500 ms), reads the backlog: events/s, getMore round trips, the source JVM's CPU;
       then the same without `updateLookup`;
-  (b) target: the events read in (a), per batch of 1000 turned into the replay's writes
+  (b) target: the events read in (a), per batch turned into the replay's writes
       (`live_events.collapse`, replace-with-upsert / delete by `_id`), sent with
       `bulk_write(ordered=False)` to a copy of the loaded collection on the target server;
   (c) replay: the live run is thawed (SIGCONT); the seconds until its checkpoint shows the
@@ -44,10 +44,12 @@ from pymongo import DeleteOne, MongoClient, ReplaceOne
 
 from bench.live_lag import TARGET_DB, live_checkpoint, seed, write_paced
 from bench.run import DB, SOURCE, clean_env, dataworks_argv
+from dataworks.config.profiles import DEFAULT_PROFILE, PROFILES
 from dataworks.migrations.live_events import change_of, collapse
 from dataworks.testing.mongojava import MongoJavaServer
 
-BATCH = 1000  # the replay's batch size (the default --batch-size)
+# The replay's batch size: the default profile's, as `migrate` without options uses it.
+BATCH = int(PROFILES[DEFAULT_PROFILE]["mig_batch_size"])
 MAX_AWAIT_MS = 500
 
 

@@ -27,7 +27,7 @@ applied event's `clusterTime` or when the last empty page was asked for; see
 `dataworks.migrations.live_lag`);
 the exit code, `hash: EQUAL`, and whether the target is byte-exact. Then, the run over
 and the servers still up, the server's own bound: a plain PyMongo change stream opened at
-the live run's starting point, as the replay opens it (`updateLookup`, batch size 1000),
+the live run's starting point, as the replay opens it (`updateLookup`, its batch size),
 reads the first `--probe` events of the same changes (`bench.live_bound.read_backlog`;
 the oplog and collection are as large as at the end of the run by then).
 """
