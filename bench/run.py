@@ -555,6 +555,13 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
             r["mongotools_reference"] = best_tools["name"]
 
 
+def total_cpu(r: dict[str, Any]) -> float | None:
+    """Client and both servers' CPU-seconds per 100,000 documents (None: not all known)."""
+    parts = [r.get("client_cpu_s_per_100k"), r.get("source_server_cpu_s_per_100k"),
+             r.get("target_server_cpu_s_per_100k")]
+    return None if None in parts else sum(parts)
+
+
 def _add_client_limit_ratios(rows: list[dict[str, Any]]) -> None:
     def find(predicate: Any) -> dict[str, Any] | None:
         return next((r for r in rows if r.get("ok") and predicate(r)), None)
@@ -565,13 +572,19 @@ def _add_client_limit_ratios(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         if r.get("kind") in ("migrate", "migrate-verified") and bare is not None:
             r["vs_bare_copy"] = round(r["docs_per_s"] / bare["docs_per_s"], 2)
+            # On a shared machine the rates follow the CPU share each run got; the CPU a
+            # copy costs (client and both servers, per document) moves much less.
+            if total_cpu(r) and total_cpu(bare):
+                r["total_cpu_vs_bare_copy"] = round(total_cpu(r) / total_cpu(bare), 2)
         if r.get("kind") == "transform-stage" and one is not None:
             r["vs_one_worker"] = round(r["docs_per_s"] / one["docs_per_s"], 2)
         if r["name"] == "dataworks migrate (volvo strategy)" and in_process is not None:
             r["vs_in_process"] = round(r["docs_per_s"] / in_process["docs_per_s"], 2)
 
 
-RATIO_TEXT = {"vs_bare_copy": "x bare copy", "vs_one_worker": "x one worker",
+RATIO_TEXT = {"vs_bare_copy": "x bare copy",
+              "total_cpu_vs_bare_copy": "x the bare copy's CPU per document (client + servers)",
+              "vs_one_worker": "x one worker",
               "vs_in_process": "x --transform-workers 0",
               "vs_parallel_scans": "x two parallel raw scans (natural order)",
               "vs_parallel_sorted_scans": "x two parallel raw scans (sorted by _id)",
