@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pymongo.errors import OperationFailure
+from pymongo.errors import OperationFailure, PyMongoError
 
 from dataworks.core.clients import ReadOnlyCollection
 from dataworks.migrations.partitioning import (
@@ -87,7 +87,11 @@ async def plan_partitions(
     """Partitions for `count`-way parallel reading, and how they were found."""
     if count <= 1:
         return [VerifyPartition()], "single partition requested"
-    if not await PartitionPlanner(source).can_seek():
+    try:
+        seeks = await PartitionPlanner(source).can_seek()
+    except PyMongoError:  # a throttled or failed explain: plan as before, from the sample
+        seeks = True
+    if not seeks:
         # Each range would be read by a full scan (and sorted): one partition reads it once.
         return [VerifyPartition()], "single partition: the source cannot seek _id ranges"
     size = count * SAMPLES_PER_PARTITION

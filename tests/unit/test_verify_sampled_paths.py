@@ -32,9 +32,11 @@ class _Cursor:
 class _SampleSource:
     """A source that has `$sample` (or refuses it like FerretDB, code 238)."""
 
-    def __init__(self, docs: list[dict], has_sample: bool = True) -> None:
+    def __init__(self, docs: list[dict], has_sample: bool = True,
+                 explain_error: int = 59) -> None:
         self.docs = [bson.encode(d) for d in docs]
         self.has_sample = has_sample
+        self.explain_error = explain_error
         self.pipelines: list = []
         self.full_name = "db.src"
 
@@ -44,7 +46,7 @@ class _SampleSource:
 
     async def explain_find(self, query, **kwargs):
         # No explain, as Cosmos DB may answer: `_id` ranges are taken to be seekable.
-        raise OperationFailure("no such command: 'explain'", 59)
+        raise OperationFailure("explain refused", self.explain_error)
 
     async def aggregate(self, pipeline, **kwargs):
         self.pipelines.append(pipeline)
@@ -66,6 +68,14 @@ async def test_plan_partitions_splits_by_sampled_ids():
     assert method == "$sample of 128 _ids"
     assert len(parts) == 5  # 4 objectId ranges + the catch-all for other types
     assert parts[0].filter["_id"]["$type"] == "objectId" and "$lt" in parts[0].filter["_id"]
+
+
+async def test_plan_partitions_after_a_throttled_explain_still_splits_by_sample():
+    """Cosmos DB may answer `explain` with throttling (16500): planning goes on from the
+    sample, as before the seek check, instead of failing the verification."""
+    docs = [{"_id": ObjectId()} for _ in range(500)]
+    parts, method = await plan_partitions(_SampleSource(docs, explain_error=16500), 4)
+    assert method == "$sample of 128 _ids" and len(parts) == 5
 
 
 async def test_plan_partitions_without_sample_is_one_partition():
