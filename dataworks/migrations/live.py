@@ -387,9 +387,23 @@ class LiveMigration:
         handed over too, so it is raised after the pages read before it are applied."""
         try:
             while True:
-                await pages.put(await self._next_batch(stream))
+                page = await self._next_batch(stream)
+                await pages.put(page)
+                if not page.events:
+                    await self._idle_back_off(page)
         except Exception as exc:  # noqa: BLE001 - raised by the applying loop, in order
             await pages.put(exc)
+
+    async def _idle_back_off(self, page: Page) -> None:
+        """Caught up, and the empty page came back sooner than the `max_await_ms` it asked
+        the server to wait (mongo-java-server ignores it; so may other servers): wait the
+        rest before asking again, as a server that honours it would have. Otherwise a
+        caught-up replay sends getMores back to back: each one a whole-oplog scan on
+        mongo-java-server, request units on Cosmos DB. Only after an empty page: while
+        events flow, the next page is asked for at once."""
+        remaining = self.live.max_await_ms / 1000 - (time.monotonic() - page.asked_mono)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
 
     async def _next_batch(self, stream: Any) -> Page:
         """Up to one batch of events, and when the last page was asked for.

@@ -8,6 +8,7 @@ streams, and a test that skipped there would never run in the default suite.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -458,3 +459,65 @@ def test_live_paused_while_caught_up_does_not_cut_over_on_an_old_empty_page(
     assert code == 0, err[-3000:]
     assert "hash: EQUAL" in report_row(out, "verification")
     assert raw_docs(target_uri, f"{db}_t") == raw_docs(source_uri, db)
+
+
+async def test_live_replay_caught_up_waits_between_empty_pages(live_pair, unique_db_name,
+                                                              tmp_path):
+    """mongo-java-server ignores maxAwaitTimeMS and answers an empty getMore at once. Caught
+    up, the replay still asks at most about once per max_await_ms (each getMore is a
+    whole-oplog scan on that server, request units on Cosmos DB), and a change made while it
+    waits still arrives within about max_await_ms."""
+    import asyncio
+    import dataclasses
+
+    from pymongo import AsyncMongoClient, monitoring
+
+    class GetMores(monitoring.CommandListener):
+        count = 0
+
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            self.count += event.command_name == "getMore"
+
+        def succeeded(self, event: Any) -> None:
+            pass
+
+        def failed(self, event: Any) -> None:
+            pass
+
+    source_uri, target_uri = live_pair
+    db = unique_db_name
+    seed(source_uri, db, 10)
+    migration = live_migration(source_uri, target_uri, db, tmp_path, idle=None)
+    migration.live = dataclasses.replace(migration.live, max_await_ms=500)
+    listener = GetMores()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(source_uri, event_listeners=[listener])
+    pages: asyncio.Queue[Any] = asyncio.Queue(maxsize=1)
+    try:
+        coll = client[db]["orders"]
+        async with await coll.watch(full_document="updateLookup", batch_size=BATCH,
+                                    max_await_time_ms=500) as stream:
+            reader = asyncio.create_task(migration._read_pages(stream, pages))
+            try:
+                empty = 0
+                deadline = time.monotonic() + 3.0
+                while (left := deadline - time.monotonic()) > 0:
+                    with contextlib.suppress(TimeoutError):
+                        page = await asyncio.wait_for(pages.get(), left)
+                        assert not isinstance(page, Exception), page
+                        assert page.events == []
+                        empty += 1
+                # 3 s caught up: about 6 pages at 0.5 s (hundreds without the back-off)
+                assert 2 <= empty <= 8, empty
+                assert listener.count <= 9, listener.count
+                await coll.update_one({"_id": 3}, {"$inc": {"updates": 1}})
+                changed = time.monotonic()
+                while not (page := await asyncio.wait_for(pages.get(), 5)).events:
+                    pass
+                assert [e["documentKey"]["_id"] for e in page.events] == [3]
+                assert time.monotonic() - changed < 1.5
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+    finally:
+        await client.close()
