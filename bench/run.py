@@ -92,8 +92,10 @@ class Servers:
             # server says that an `_id` range is a full scan here, so migrate reads it in
             # natural order as it reads any such server (the tests run without it).
             source_heap, target_heap = heaps or (SOURCE_HEAP, TARGET_HEAP)
-            self.source: Any = MongoJavaServer(base / "source", heap=source_heap, explain=True)
-            self.target: Any = MongoJavaServer(base / "target", heap=target_heap, explain=True)
+            self.source: Any = MongoJavaServer(base / "source", heap=source_heap, explain=True,
+                                               fixed_heap=True)
+            self.target: Any = MongoJavaServer(base / "target", heap=target_heap, explain=True,
+                                               fixed_heap=True)
         else:
             from dataworks.testing.ferretdb import FerretDBServer
 
