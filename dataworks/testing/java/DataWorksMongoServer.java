@@ -23,6 +23,11 @@
  *    and DataWorks takes `_id` ranges to be seekable, so that the tests exercise the range
  *    reads Atlas and Cosmos DB get; the benchmark sets it, so that migrate reads this server
  *    as it reads any server whose ranges scan (natural order; one verify partition);
+ *  - change streams, cost: the library looks each update's `updateLookup` document up by a scan
+ *    of the whole collection, and finding an update's `_id` took a scan of the whole oplog per
+ *    event; here the document comes from the `_id` index and the oplog is read once per page
+ *    (the same answers; a test server whose stream cost grew with every loaded document
+ *    measured itself, not the client, in the live-migration benchmarks);
  *  - the oplog keeps the last ENTRIES (default 50,000; 0: all) like MongoDB's capped oplog,
  *    so that a test session's memory stays bounded; a stream resumed from before the window
  *    fails with ChangeStreamHistoryLost (286), as on MongoDB, instead of silently skipping.
@@ -31,7 +36,10 @@
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 
 import de.bwaldvogel.mongo.MongoBackend;
@@ -245,7 +253,7 @@ public final class DataWorksMongoServer {
         @SuppressWarnings("unchecked")
         MongoCollection<Document> collection = (MongoCollection<Document>)
             backend.resolveDatabase("local").resolveCollection("oplog.rs", true);
-        return new FixedOplog(oplog, collection);
+        return new FixedOplog(oplog, collection, backend);
     }
 
     static final class Memory extends MemoryBackend {
@@ -280,15 +288,17 @@ public final class DataWorksMongoServer {
     static final class FixedOplog implements Oplog {
         private final Oplog delegate;
         private final MongoCollection<Document> collection;
+        private final MongoBackend backend;
         private final Object clock;
         private final Method clockNow;
         private long sinceTrim;
         /** The newest entry trimmed away (null: none yet). */
         private volatile BsonTimestamp trimmedUpTo;
 
-        FixedOplog(Oplog delegate, MongoCollection<Document> collection) {
+        FixedOplog(Oplog delegate, MongoCollection<Document> collection, MongoBackend backend) {
             this.delegate = delegate;
             this.collection = collection;
+            this.backend = backend;
             try {
                 Field field = delegate.getClass().getDeclaredField("oplogClock");
                 field.setAccessible(true);
@@ -380,7 +390,15 @@ public final class DataWorksMongoServer {
                 changeStream = changeStream.clone().append("startAtOperationTime", start);
                 STREAM_START.set(start);
             }
+            boolean lookup = "updateLookup".equals(changeStream.get("fullDocument"));
+            if (lookup) {  // looked up by LookUpById instead of the library's collection scan
+                changeStream = changeStream.clone();
+                changeStream.remove("fullDocument");
+            }
             aggregation.getStages().add(0, new UpdateDocumentKey());
+            if (lookup) {
+                aggregation.getStages().add(1, new LookUpById(namespace));
+            }
             return delegate.createCursor(changeStream, namespace, aggregation);
         }
 
@@ -399,19 +417,63 @@ public final class DataWorksMongoServer {
                 return "$dataworksUpdateDocumentKey";
             }
 
+            /** Called once per page: the oplog is read once, at the page's first update. */
             @Override
             public Stream<Document> apply(Stream<Document> events) {
+                Map<Object, Object> ids = new HashMap<>();  // oplog ts -> the update's _id
+                boolean[] read = {false};
                 return events.map(event -> {
                     if (!"update".equals(event.get("operationType"))) {
                         return event;
                     }
-                    Object time = event.get("clusterTime");
-                    Document entry = collection.queryAllAsStream()
-                        .filter(e -> time.equals(e.get("ts")))
-                        .findFirst()
-                        .orElse(null);
-                    if (entry != null && entry.get("o2") instanceof Document key) {
-                        event.put("documentKey", new Document("_id", key.get("_id")));
+                    if (!read[0]) {
+                        read[0] = true;
+                        collection.queryAllAsStream().forEach(entry -> {
+                            if (entry.get("o2") instanceof Document key) {
+                                ids.put(entry.get("ts"), key.get("_id"));
+                            }
+                        });
+                    }
+                    Object id = ids.get(event.get("clusterTime"));
+                    if (id != null) {
+                        event.put("documentKey", new Document("_id", id));
+                    }
+                    return event;
+                });
+            }
+        }
+
+        /**
+         * `fullDocument: updateLookup` through the `_id` index: an update event gets the
+         * document as it is now, or keeps the update's own fields when it is gone (what the
+         * library answers then).
+         */
+        final class LookUpById implements AggregationStage {
+            private final String namespace;
+
+            LookUpById(String namespace) {
+                this.namespace = namespace;
+            }
+
+            @Override
+            public String name() {
+                return "$dataworksLookUpById";
+            }
+
+            @Override
+            public Stream<Document> apply(Stream<Document> events) {
+                int dot = namespace.indexOf('.');
+                MongoCollection<?> documents = dot < 0 ? null
+                    : backend.resolveDatabase(namespace.substring(0, dot))
+                        .resolveCollection(namespace.substring(dot + 1), false);
+                return events.map(event -> {
+                    if (documents != null && "update".equals(event.get("operationType"))
+                        && event.get("documentKey") instanceof Document key && key.containsKey("_id")) {
+                        Iterator<Document> found = documents.handleQuery(
+                            new Document("_id", key.get("_id"))).iterator();
+                        if (found.hasNext()) {
+                            event.put("fullDocument", found.next());
+                        }
                     }
                     return event;
                 });
