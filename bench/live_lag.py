@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import json
 import math
+import multiprocessing
 import os
 import random
 import subprocess
@@ -45,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
@@ -64,10 +66,14 @@ class IdPool:
     deletes pick one that exists and inserts one that does not, so nearly every operation is
     a change (two in flight on one `_id` can still miss; the writer counts what changed)."""
 
-    def __init__(self, present: range, top: int, rng: random.Random) -> None:
-        self._ids = list(present)
+    def __init__(self, present: range, top: int, rng: random.Random,
+                 part: int = 0, parts: int = 1) -> None:
+        # Writer `part` of `parts` owns the ids i with i % parts == part, so parallel
+        # writers never race on one `_id`.
+        self._ids = [i for i in present if i % parts == part]
         self._where = {i: n for n, i in enumerate(self._ids)}
-        self._top, self._rng = top, rng
+        self._top, self._rng, self._part, self._parts = top, rng, part, parts
+        self.capacity = len(range(part, top, parts))
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -79,7 +85,8 @@ class IdPool:
         return self._ids[self._rng.randrange(len(self._ids))]
 
     def absent(self) -> int:
-        while (i := self._rng.randrange(self._top)) in self._where:
+        while (i := self._part + self._parts * self._rng.randrange(
+                len(range(self._part, self._top, self._parts)))) in self._where:
             pass
         return i
 
@@ -101,12 +108,13 @@ def due(rate: float, started: float, done: int) -> float:
 
 
 async def write_paced(uri: str, rate: float, seconds: float, docs: int,
-                      seed_: int = 7) -> tuple[int, int, float]:
+                      seed_: int = 7, part: int = 0, parts: int = 1) -> tuple[int, int, float]:
     """Send `rate` operations/s to the source for `seconds`: the operations sent, those that
     changed a document, and the seconds from the first sent to the last acknowledged.
-    Same operations and document fields as tests.live_writer."""
-    rng = random.Random(seed_)
-    ids = IdPool(range(docs), 2 * docs, rng)
+    Same operations and document fields as tests.live_writer. With `parts` > 1 this is
+    writer `part`, on its own share of the `_id`s."""
+    rng = random.Random(seed_ + part)
+    ids = IdPool(range(docs), 2 * docs, rng, part, parts)
     client: AsyncMongoClient[Any] = AsyncMongoClient(uri, maxPoolSize=IN_FLIGHT)
     coll = client[DB][SOURCE]
     slots = asyncio.Semaphore(IN_FLIGHT)
@@ -146,7 +154,7 @@ async def write_paced(uri: str, rate: float, seconds: float, docs: int,
                 await asyncio.sleep(wait)
             await slots.acquire()
             kind = rng.random()
-            if (kind < 0.3 or not ids) and len(ids) < 2 * docs:
+            if (kind < 0.3 or not ids) and len(ids) < ids.capacity:
                 kind = min(kind, 0.0)  # an insert (also when nothing is left to change)
                 i = ids.absent()
                 ids.add(i)
@@ -163,6 +171,25 @@ async def write_paced(uri: str, rate: float, seconds: float, docs: int,
         return done, effective, time.monotonic() - started
     finally:
         await client.close()
+
+
+def _write_part(uri: str, rate: float, seconds: float, docs: int, part: int,
+                parts: int) -> tuple[int, int, float]:
+    return asyncio.run(write_paced(uri, rate, seconds, docs, part=part, parts=parts))
+
+
+def write_with(writers: int, uri: str, rate: float, seconds: float,
+               docs: int) -> tuple[int, int, float]:
+    """`writers` processes at rate/writers each (one Python process tops out near 1,400
+    changes/s on a loaded 2-core machine); totals as write_paced's."""
+    if writers == 1:
+        return asyncio.run(write_paced(uri, rate, seconds, docs))
+    with ProcessPoolExecutor(writers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = [pool.submit(_write_part, uri, rate / writers, seconds, docs, k, writers)
+                 for k in range(writers)]
+        results = [p.result() for p in parts]
+    return (sum(r[0] for r in results), sum(r[1] for r in results),
+            max(r[2] for r in results))
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -244,7 +271,7 @@ def caught_up_at(points: list[tuple[float, int, float | None]]) -> float | None:
 
 
 def run_rate(rate: float, docs: int, seconds: float, work: Path,
-             give_up: float, probe: int = 0) -> dict[str, Any]:
+             give_up: float, probe: int = 0, writers: int = 1) -> dict[str, Any]:
     source = MongoJavaServer(work / f"source-{rate:g}", oplog=True, heap="1g").start()
     target = MongoJavaServer(work / f"target-{rate:g}", heap="1g").start()
     try:
@@ -270,8 +297,8 @@ def run_rate(rate: float, docs: int, seconds: float, work: Path,
         copied_at = time.monotonic() - started
         wall_copied = time.time()
         with CheckpointPoller(target.uri) as poller:
-            changes, effective, writing_s = asyncio.run(
-                write_paced(source.uri, rate, seconds, docs))
+            changes, effective, writing_s = write_with(writers, source.uri, rate, seconds,
+                                                       docs)
             stopped_at = time.monotonic() - started
             wall_stopped = time.time()
             gave_up = False
@@ -287,7 +314,8 @@ def run_rate(rate: float, docs: int, seconds: float, work: Path,
         applied = poller.points[-1][1] if poller.points else 0
         polled_lags = [lag for _, _, lag in poller.points if lag is not None]
         samples = json.loads(metrics_file.read_text())["samples"]
-        row = {"rate": rate, "docs": docs, "load_before": [round(x, 2) for x in load],
+        row = {"rate": rate, "docs": docs, "writers": writers,
+               "load_before": [round(x, 2) for x in load],
                "copy_s": round(copied_at, 1), "writer_s": round(writing_s, 1),
                "operations": changes, "achieved_ops_per_s": round(changes / writing_s, 1),
                "changes": effective, "achieved_changes_per_s": round(effective / writing_s, 1),
@@ -335,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="keep metrics files and logs in this folder")
     parser.add_argument("--probe", type=int, default=5000,
                         help="events a plain change stream reads after each run (0: none)")
+    parser.add_argument("--writers", type=int, default=1,
+                        help="writer processes sharing the rate, each on its own _ids")
     args = parser.parse_args(argv)
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
@@ -343,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         for rate in (float(r) for r in args.rates.split(",")):
-            row = run_rate(rate, args.docs, args.seconds, work, args.give_up, args.probe)
+            row = run_rate(rate, args.docs, args.seconds, work, args.give_up, args.probe,
+                           args.writers)
             rows.append(row)
             print(json.dumps(row), flush=True)
     return 0 if all(r["exact"] for r in rows) else 1

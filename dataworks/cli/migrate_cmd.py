@@ -376,7 +376,8 @@ def render_report(report: MigrationReport, metrics: RunMetrics | None = None) ->
         ("rejected", f"{report.rejected:,}"), ("retries", f"{report.retries:,}"),
         ("throttled", f"{report.throttled:,} (source reads {report.source_throttled:,})"),
         ("resumed from", f"{report.resumed_from:,}"),
-        ("duration" if metrics is None else "copy duration", f"{report.duration_s:,.1f} s"),
+        ("duration" if metrics is None and report.live is None else "copy duration",
+         f"{report.duration_s:,.1f} s"),
         ("documents/s", f"{report.docs_per_second:,.0f}"),
         ("MB/s", f"{report.mb_per_second:,.1f}"),
         ("peak memory", f"{report.peak_memory_mb:,.0f} MB"),
@@ -424,6 +425,8 @@ def _live_rows(live: dict[str, object]) -> list[tuple[str, str]]:
     rows = [("change events applied", f"{number('events_applied')} this run, "
              f"{number('events_applied_total')} in all"),
             ("resumed from event", number("resumed_from_event"))]
+    if isinstance(live.get("replay_s"), (int, float)):
+        rows.append(("replay duration", f"{live['replay_s']:,.1f} s"))
     if live.get("deleted_by_id_check"):
         rows.append(("deleted by _id check", number("deleted_by_id_check")))
     rows.append(("cut over", "yes" if live.get("cut_over") else "no"))

@@ -366,6 +366,8 @@ class LiveMigration:
             "resumed_from_event": resumed_from, "deleted_by_id_check":
             state.get("deleted_by_id_check", 0), "lag_s": state.get("lag_s"),
             "events_per_s": stats["events_per_s"], "cut_over": verdict is not None,
+            # `duration_s` is the copy's; this is the replay's, up to cutover or stop
+            "replay_s": round(time.monotonic() - started, 1),
         }
         if verdict is None:
             await self._save(store, key, state)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -150,6 +151,15 @@ def test_live_copy_replay_and_cutover_byte_equal(live_pair, unique_db_name, tmp_
     assert code == 0, err[-3000:]
     assert "hash: EQUAL" in report_row(out, "verification")
     assert "yes" in report_row(out, "cut over")
+    # the replay's own time (at least the 3 idle seconds before the cutover) beside the
+    # copy's, both within the run's total
+    def seconds(label: str) -> float:
+        found = re.search(r"([\d,.]+) s", report_row(out, label))
+        assert found, out
+        return float(found.group(1).replace(",", ""))
+
+    assert 3 <= seconds("replay duration") <= seconds("total duration"), out
+    assert seconds("copy duration") + seconds("replay duration") <= seconds("total duration")
     applied = log_events(err, "live_applied")
     assert applied, "the writer's changes never reached the replay"
     source, target = raw_docs(source_uri, db), raw_docs(target_uri, f"{db}_t")

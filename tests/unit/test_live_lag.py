@@ -19,6 +19,18 @@ def test_id_pool_picks_present_ids_and_absent_ones():
     assert all(ids.absent() not in ids for _ in range(200))
 
 
+def test_parallel_writers_own_disjoint_ids():
+    """`--writers N`: writer k changes only ids i % N == k, so two never race on one _id."""
+    pools = [IdPool(range(10), 20, random.Random(k), k, 3) for k in range(3)]
+    for k, ids in enumerate(pools):
+        present = {i for i in range(20) if i in ids}
+        assert present == {i for i in range(10) if i % 3 == k}
+        assert ids.capacity == len(range(k, 20, 3))
+        assert all(ids.pick() % 3 == k for _ in range(100))
+        absent = {ids.absent() for _ in range(300)}
+        assert absent == {i for i in range(10, 20) if i % 3 == k}
+
+
 def test_percentile_nearest_rank():
     assert percentile([], 50) is None
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
