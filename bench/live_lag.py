@@ -1,7 +1,8 @@
 """How far behind does `dataworks migrate --live` stay while the application keeps writing?
 
     .venv/bin/python -m bench.live_lag [--rates 500,2000] [--docs 20000] [--seconds 30]
-                                       [--give-up 240] [--keep DIR]
+                                       [--give-up 240] [--keep DIR] [--probe 5000]
+                                       [--bulk-tick-ms 10] [--writers 1]
 
 Per rate R (changes/s): a fresh mongo-java-server pair (the source keeps an oplog, so it has
 change streams), the source loaded with `--docs` small documents, then
@@ -10,9 +11,11 @@ copy is done (the `<run id>:live` checkpoint leaves phase `copy`), a paced write
 process changes the source at R changes/s for `--seconds`, then stops. Its changes have the
 document shape of `tests.live_writer`: inserts (upserting replaces), updates, replaces and
 deletes, 3:3:2:2, on ids 0..2 x `--docs`; updates, replaces and deletes pick ids the source
-holds, so each operation is a change (the writer counts those that changed a document). Each
-change starts at its scheduled time, up to 64 in flight, so one slow round trip does not
-hold the rate back (a synchronous writer reached only ~150 changes/s on this loaded machine).
+holds, so each operation is a change (the writer counts those that changed a document). The
+operations due in each `--bulk-tick-ms` (10) go as one ordered bulk_write, up to 64 in
+flight: one change event each on the source, for a fraction of the writer's CPU (one
+operation per round trip, `--bulk-tick-ms 0`, topped out near 1,400 changes/s on this loaded
+machine; `--writers N` then splits the rate over N processes on disjoint `_id`s).
 The run then cuts over after 5 idle seconds and must exit 0 with `hash: EQUAL`, and the
 target must equal the source byte for byte. A run not cut over `--give-up` seconds after
 the writer stopped is stopped with SIGTERM and counts as not exact.
@@ -51,7 +54,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
-from pymongo import AsyncMongoClient, MongoClient
+from pymongo import AsyncMongoClient, DeleteOne, MongoClient, ReplaceOne, UpdateOne
 
 from bench.run import DB, SOURCE, clean_env, dataworks_argv
 from dataworks.testing.mongojava import MongoJavaServer
@@ -105,6 +108,72 @@ class IdPool:
 def due(rate: float, started: float, done: int) -> float:
     """When change number `done` (from 0) is due at `rate` changes/s."""
     return started + done / rate
+
+
+def operation(i: int, kind: float, v: float) -> Any:
+    """The write `change` sends for (i, kind, v), as a bulk_write operation."""
+    if kind < 0.3:
+        return ReplaceOne({"_id": i}, {"n": i, "v": v, "pad": "i", "tags": ["ins"], "updates": 0},
+                          upsert=True)
+    if kind < 0.6:
+        return UpdateOne({"_id": i}, {"$set": {"v": v}, "$inc": {"updates": 1}})
+    if kind < 0.8:
+        return ReplaceOne({"_id": i}, {"n": i, "v": v, "pad": "r", "tags": ["a", v],
+                                       "updates": 0})
+    return DeleteOne({"_id": i})
+
+
+async def write_ticked(uri: str, rate: float, seconds: float, docs: int, tick: float,
+                       seed_: int = 7) -> tuple[int, int, float]:
+    """As write_paced, but the operations due in each `tick` seconds go as one ordered
+    bulk_write: the same changes reach the source (one change event each), for a fraction
+    of the client CPU per change, so the writer is not what limits the rate."""
+    rng = random.Random(seed_)
+    ids = IdPool(range(docs), 2 * docs, rng)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(uri, maxPoolSize=IN_FLIGHT)
+    coll = client[DB][SOURCE]
+    slots = asyncio.Semaphore(IN_FLIGHT)
+    pending: set[asyncio.Task[Any]] = set()
+    effective = 0
+
+    async def send(ops: list[Any]) -> None:
+        nonlocal effective
+        try:
+            result = await coll.bulk_write(ops, ordered=True)
+            effective += (result.matched_count + result.upserted_count
+                          + result.deleted_count)
+        finally:
+            slots.release()
+
+    try:
+        started = time.monotonic()
+        end, done = started + seconds, 0
+        while (now := time.monotonic()) < end:
+            due_now = min(math.floor((now - started) * rate), math.ceil(seconds * rate)) - done
+            ops = []
+            for _ in range(max(due_now, 0)):
+                kind = rng.random()
+                if (kind < 0.3 or not ids) and len(ids) < ids.capacity:
+                    kind = min(kind, 0.0)
+                    i = ids.absent()
+                    ids.add(i)
+                else:
+                    i = ids.pick()
+                    if kind >= 0.8:
+                        ids.remove(i)
+                ops.append(operation(i, kind, rng.random()))
+            if ops:
+                await slots.acquire()
+                task = asyncio.create_task(send(ops))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                done += len(ops)
+            await asyncio.sleep(tick)
+        if pending:
+            await asyncio.gather(*pending)
+        return done, effective, time.monotonic() - started
+    finally:
+        await client.close()
 
 
 async def write_paced(uri: str, rate: float, seconds: float, docs: int,
@@ -179,9 +248,11 @@ def _write_part(uri: str, rate: float, seconds: float, docs: int, part: int,
 
 
 def write_with(writers: int, uri: str, rate: float, seconds: float,
-               docs: int) -> tuple[int, int, float]:
+               docs: int, tick: float = 0.0) -> tuple[int, int, float]:
     """`writers` processes at rate/writers each (one Python process tops out near 1,400
     changes/s on a loaded 2-core machine); totals as write_paced's."""
+    if tick:
+        return asyncio.run(write_ticked(uri, rate, seconds, docs, tick))
     if writers == 1:
         return asyncio.run(write_paced(uri, rate, seconds, docs))
     with ProcessPoolExecutor(writers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -271,8 +342,12 @@ def caught_up_at(points: list[tuple[float, int, float | None]]) -> float | None:
 
 
 def run_rate(rate: float, docs: int, seconds: float, work: Path,
-             give_up: float, probe: int = 0, writers: int = 1) -> dict[str, Any]:
-    source = MongoJavaServer(work / f"source-{rate:g}", oplog=True, heap="1g").start()
+             give_up: float, probe: int = 0, writers: int = 1,
+             tick: float = 0.0) -> dict[str, Any]:
+    # The whole oplog is kept (window 0): the probe after the run reads from the live run's
+    # start, more than the launcher's default 50,000 entries back at 2,000 changes/s.
+    source = MongoJavaServer(work / f"source-{rate:g}", oplog=True, oplog_window=0,
+                             heap="1g").start()
     target = MongoJavaServer(work / f"target-{rate:g}", heap="1g").start()
     try:
         seed(source.uri, docs)
@@ -298,7 +373,7 @@ def run_rate(rate: float, docs: int, seconds: float, work: Path,
         wall_copied = time.time()
         with CheckpointPoller(target.uri) as poller:
             changes, effective, writing_s = write_with(writers, source.uri, rate, seconds,
-                                                       docs)
+                                                       docs, tick)
             stopped_at = time.monotonic() - started
             wall_stopped = time.time()
             gave_up = False
@@ -314,7 +389,7 @@ def run_rate(rate: float, docs: int, seconds: float, work: Path,
         applied = poller.points[-1][1] if poller.points else 0
         polled_lags = [lag for _, _, lag in poller.points if lag is not None]
         samples = json.loads(metrics_file.read_text())["samples"]
-        row = {"rate": rate, "docs": docs, "writers": writers,
+        row = {"rate": rate, "docs": docs, "writers": writers, "bulk_tick_s": tick,
                "load_before": [round(x, 2) for x in load],
                "copy_s": round(copied_at, 1), "writer_s": round(writing_s, 1),
                "operations": changes, "achieved_ops_per_s": round(changes / writing_s, 1),
@@ -365,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="events a plain change stream reads after each run (0: none)")
     parser.add_argument("--writers", type=int, default=1,
                         help="writer processes sharing the rate, each on its own _ids")
+    parser.add_argument("--bulk-tick-ms", type=float, default=10.0,
+                        help="send the operations due in each tick as one ordered bulk_write "
+                             "(one process; 0: one operation per round trip, which tops out "
+                             "near 1,400 changes/s on a loaded 2-core machine)")
     args = parser.parse_args(argv)
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC, load average "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
@@ -374,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         for rate in (float(r) for r in args.rates.split(",")):
             row = run_rate(rate, args.docs, args.seconds, work, args.give_up, args.probe,
-                           args.writers)
+                           args.writers, args.bulk_tick_ms / 1000)
             rows.append(row)
             print(json.dumps(row), flush=True)
     return 0 if all(r["exact"] for r in rows) else 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import random
 
-from bench.live_lag import IdPool, caught_up_at, percentile, window_figures
+from pymongo import DeleteOne, ReplaceOne, UpdateOne
+
+from bench.live_lag import IdPool, caught_up_at, operation, percentile, window_figures
 
 
 def test_id_pool_picks_present_ids_and_absent_ones():
@@ -29,6 +31,19 @@ def test_parallel_writers_own_disjoint_ids():
         assert all(ids.pick() % 3 == k for _ in range(100))
         absent = {ids.absent() for _ in range(300)}
         assert absent == {i for i in range(10, 20) if i % 3 == k}
+
+
+def test_bulk_writer_sends_the_same_four_changes():
+    """The ticked writer's operations are the paced writer's: insert (replace-upsert),
+    update, replace, delete at the 0.3/0.6/0.8 cut points."""
+    insert, update, replace, delete = (operation(7, k, 0.5) for k in (0.0, 0.45, 0.7, 0.9))
+    assert isinstance(insert, ReplaceOne) and insert._upsert
+    assert insert._doc == {"n": 7, "v": 0.5, "pad": "i", "tags": ["ins"], "updates": 0}
+    assert isinstance(update, UpdateOne)
+    assert update._doc == {"$set": {"v": 0.5}, "$inc": {"updates": 1}}
+    assert isinstance(replace, ReplaceOne) and not replace._upsert
+    assert isinstance(delete, DeleteOne)
+    assert all(op._filter == {"_id": 7} for op in (insert, update, replace, delete))
 
 
 def test_percentile_nearest_rank():
