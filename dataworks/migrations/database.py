@@ -165,6 +165,31 @@ class DatabaseRun:
             await source_client.close()
             await target_client.close()
 
+    async def _created_meanwhile(self, source_client: Any, report: DatabaseReport) -> None:
+        """--live follows the collections planned at its start. One the selection takes that
+        the source created since then was neither copied nor followed: its row says so and
+        the run fails, rather than call a database right that lacks a collection."""
+        catalog = await _catalog(source_client, self.options.selection)
+        try:
+            pairs = plan_namespaces(self.options.selection,
+                                    {db: list(c) for db, c in catalog.items()})
+        except UserError:  # every collection dropped meanwhile: nothing new to report
+            return
+        known = {j.pair.source for j in self.jobs}
+        for pair in pairs:
+            if pair.source in known:
+                continue
+            s_db, s_name = pair.source.split(".", 1)
+            outcome = CollectionOutcome(
+                pair.source, pair.target, kind=str(catalog[s_db][s_name].get("type",
+                                                                              "collection")),
+                status="failed",
+                error="created on the source after this live run started: neither copied "
+                "nor followed; run the same command again to copy and follow it")
+            report.collections.append(outcome)
+            log.error("%s was created on the source during the live run and is not on the "
+                      "target", pair.source)
+
     async def _plan(self, source_client: Any) -> list[CollectionJob]:
         """Read-only: everything that can be refused is refused here, before any write."""
         base, selection = self.options.base, self.options.selection
@@ -277,6 +302,8 @@ class DatabaseRun:
                             group.create_task(copy(job))
                 if not self.stop.is_set():
                     await self._views(target_client)
+                    if self.options.live is not None:
+                        await self._created_meanwhile(source_client, report)
         finally:
             refresher.cancel()
         self.refresh_metrics()

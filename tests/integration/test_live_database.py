@@ -381,3 +381,36 @@ def test_live_database_from_cosmos_finds_deletes_per_collection(live_pair, uniqu
             ["collections"]}
     for name in ("orders", "customers", "notes"):  # `events` drops some _ids on purpose
         assert rows[f"{db}.{name}"]["live"]["deleted_by_id_check"] > 0, rows[f"{db}.{name}"]
+
+
+def test_live_database_reports_a_collection_created_during_the_run(live_pair, unique_db_name,
+                                                                   tmp_path):
+    """A collection the source gains after the streams opened was neither copied nor
+    followed: the run must not call the database right (exit 1, the row says why); the same
+    command again copies and follows it."""
+    source_uri, target_uri = live_pair
+    db = unique_db_name
+    seed_database(source_uri, db)
+    live = start_live_db(source_uri, target_uri, db, tmp_path, "--cutover-after-idle", "3")
+    try:
+        wait_or_show(live, lambda: all_streams_started(target_uri, db), "every starting point")
+        with MongoClient(source_uri) as client:
+            client[db]["late"].insert_many([{"_id": i, "n": i} for i in range(50)])
+        code, out, err = finish(live)
+    finally:
+        if live.poll() is None:
+            live.kill()
+    assert code == 1, out + err[-3000:]
+    rows = {r["source"]: r for r in json.loads((tmp_path / "report.json").read_text())
+            ["collections"]}
+    late = rows[f"{db}.late"]
+    assert late["status"] == "failed" and not late["ok"], late
+    assert "created on the source after this live run started" in late["error"]
+    assert all(r["ok"] for name, r in rows.items() if name != f"{db}.late"), rows
+    assert "late" in out
+
+    again = start_live_db(source_uri, target_uri, db, tmp_path, "--cutover-after-idle", "3")
+    code, out, err = finish(again)
+    assert code == 0, out + err[-3000:]
+    assert raw(target_uri, f"{db}_t", "late") == raw(source_uri, db, "late")
+    assert_target_equals_source(source_uri, target_uri, db)
