@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bson import json_util
-from bson.json_util import JSONOptions, JSONMode
+from bson.json_util import JSONMode, JSONOptions
 
 from dataworks.errors import CheckpointError
 
@@ -204,3 +204,13 @@ def parse_store_spec(spec: str) -> tuple[str, str | None]:
     raise CheckpointError(
         f"unknown checkpoint store '{spec}'", hint="use --checkpoint-store target or file:PATH"
     )
+
+
+def open_store(spec: str, target_client: Any) -> CheckpointStore:
+    """The checkpoint store `--checkpoint-store` names: `target` (a collection on the
+    target, reached through `target_client`) or `file:PATH`."""
+    kind, path = parse_store_spec(spec)
+    if kind == "file":
+        assert path is not None
+        return FileCheckpointStore(path)
+    return TargetCheckpointStore(target_client)

@@ -24,10 +24,8 @@ from bson import json_util
 from dataworks.checkpoints.store import (
     CHECKPOINT_FORMAT,
     CheckpointStore,
-    FileCheckpointStore,
-    TargetCheckpointStore,
     check_store_spec,
-    parse_store_spec,
+    open_store,
 )
 from dataworks.config.settings import Settings
 from dataworks.core.clients import RAW_CODEC, Endpoint, check_reachable, connect, fast_count
@@ -193,7 +191,7 @@ async def _generate(settings: Settings, src: GeneratorSource, executor: Executor
         await check_reachable(client, endpoint, side="target")
         if await detect_kind(target_kind, endpoint, client, side="target") == "cosmos":
             ru.target = endpoint  # `auto` and the server answers as Cosmos DB
-        store = _store(checkpoint_store, client)
+        store = open_store(checkpoint_store, client)
         run_id = run_id_for(endpoint)
         collection = client[endpoint.db].get_collection(endpoint.collection,
                                                         codec_options=RAW_CODEC)
@@ -240,11 +238,6 @@ def _total(total: int | None, settings: Settings) -> int:
 
 def _new_seed() -> int:
     return random.SystemRandom().randrange(1, 2**31)
-
-
-def _store(spec: str, client: Any) -> CheckpointStore:
-    kind, path = parse_store_spec(spec)
-    return TargetCheckpointStore(client) if kind == "target" else FileCheckpointStore(path or "")
 
 
 def _state(plan: BatchPlan, ledger: BatchLedger, run_id: str) -> dict[str, Any]:

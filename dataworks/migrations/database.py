@@ -25,7 +25,12 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dataworks.checkpoints.store import CHECKPOINT_FORMAT, CheckpointStore, parse_store_spec
+from dataworks.checkpoints.store import (
+    CHECKPOINT_FORMAT,
+    CheckpointStore,
+    open_store,
+    parse_store_spec,
+)
 from dataworks.core.clients import (
     Endpoint,
     ReadOnlyCollection,
@@ -152,7 +157,7 @@ class DatabaseRun:
             base.target_kind = await detect_kind(base.target_kind, base.target, target_client,
                                                  side="target")
             self.jobs = await self._plan(source_client)
-            store = MigrationEngine(base)._checkpoint_store(target_client)
+            store = open_store(base.checkpoint_store, target_client)
             report = DatabaseReport(
                 run_id=self._run_id(), source=_masked(base.source), target=_masked(base.target),
                 checkpoint_store=store.description,
@@ -489,7 +494,7 @@ async def _finish_now(opts: MigrationOptions, engine: MigrationEngine, source_cl
     query, projection = strategy.build_query() or {}, strategy.projection()
     report.status = "completed"
     report.target_count = await fast_count(target)
-    store, finishing = engine._checkpoint_store(target_client), engine._finishing()
+    store, finishing = engine._checkpoint_store(target_client), engine.finishing_options()
     await finish_indexes(source, target, store, finishing, report, opts.retry)
     await verify_load(source, target, finishing, report, strategy, [], query, projection,
                       opts.retry)

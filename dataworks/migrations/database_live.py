@@ -21,10 +21,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from dataworks.checkpoints.store import CheckpointStore
+from dataworks.checkpoints.store import CheckpointStore, open_store
 from dataworks.core.clients import ReadOnlyCollection, connect, fast_count
 from dataworks.errors import Interrupted, UserError
-from dataworks.migrations.engine import MigrationEngine
 from dataworks.migrations.live import LiveMigration, LiveOptions, cutover_id, live_id
 from dataworks.migrations.live_cutover import CutoverGate
 from dataworks.monitoring.metrics import current_run
@@ -104,7 +103,7 @@ async def request_cutover(run: DatabaseRun) -> str:
     try:
         run.jobs = await run._plan(source_client)
         run_id = run._run_id()
-        store = MigrationEngine(base)._checkpoint_store(target_client)
+        store = open_store(base.checkpoint_store, target_client)
         state = await store.load(run_id)
         following = [j for j in run.jobs if j.outcome.run_id
                      and await store.load(live_id(j.outcome.run_id)) is not None]

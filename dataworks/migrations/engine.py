@@ -26,9 +26,7 @@ from pymongo.errors import PyMongoError
 from dataworks.checkpoints.store import (
     CHECKPOINT_FORMAT,
     CheckpointStore,
-    FileCheckpointStore,
-    TargetCheckpointStore,
-    parse_store_spec,
+    open_store,
 )
 from dataworks.core.clients import (
     Endpoint,
@@ -395,7 +393,7 @@ class MigrationEngine:
         """The `indexes` and `verify` phases (and a repair before verifying), each recorded
         in the checkpoint once done; `done` only after an EQUAL verification (or none)."""
         opts = self.options
-        finishing = self._finishing()
+        finishing = self.finishing_options()
         if phase == INDEXES:
             await finish_indexes(source, target, store, finishing, report, opts.retry)
             await self._save(store, run_id, base_state, watermarks, phase=VERIFY)
@@ -594,7 +592,7 @@ class MigrationEngine:
             self.metrics.throttled += 1
             self.metrics.source_throttled += 1
 
-    def _finishing(self) -> FinishingOptions:
+    def finishing_options(self) -> FinishingOptions:
         finishing = self.options.finishing
         if self.options.unacknowledged:
             # w=0 proves nothing: only reading documents back does (all of them, unless the
@@ -605,11 +603,7 @@ class MigrationEngine:
         return finishing
 
     def _checkpoint_store(self, target_client: Any) -> CheckpointStore:
-        kind, path = parse_store_spec(self.options.checkpoint_store)
-        if kind == "file":
-            assert path is not None
-            return FileCheckpointStore(path)
-        return TargetCheckpointStore(target_client)
+        return open_store(self.options.checkpoint_store, target_client)
 
     async def _save(self, store: CheckpointStore, run_id: str, base: dict[str, Any],
                     watermarks: Watermarks, *, phase: str = COPY, final: bool = False) -> None:

@@ -30,9 +30,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from dataworks.checkpoints.store import (
     CheckpointStore,
-    FileCheckpointStore,
-    TargetCheckpointStore,
-    parse_store_spec,
+    open_store,
 )
 from dataworks.core.clients import ReadOnlyCollection, connect
 from dataworks.core.errors import classify, fatal_error
@@ -87,7 +85,7 @@ async def request_cutover(options: MigrationOptions) -> str:
     to finish once it has caught up: verify, and exit 0 when EQUAL. Returns the run id."""
     client = connect(options.target)
     try:
-        store = _store(options.checkpoint_store, client)
+        store = open_store(options.checkpoint_store, client)
         run_id = run_id_for(options.source, options.target, options.strategy_ref)
         state = await store.load(live_id(run_id))
         if state is None or state.get("finished"):
@@ -147,7 +145,7 @@ class LiveMigration:
             self.cosmos = opts.source_kind == "cosmos"
             source = ReadOnlyCollection(source_client[opts.source.db][opts.source.collection])
             target = target_client[opts.target.db][opts.target.collection]
-            store = _store(opts.checkpoint_store, target_client)
+            store = open_store(opts.checkpoint_store, target_client)
             return await self._run(source, target, store)
         finally:
             await source_client.close()
@@ -503,14 +501,6 @@ class LiveMigration:
     def _signal_handlers(self) -> Any:
         return stop_on_signals(self.stop.set, "applying the batch in hand and saving the "
                                "checkpoint", enabled=self.options.handle_signals)
-
-
-def _store(spec: str, target_client: Any) -> CheckpointStore:
-    kind, path = parse_store_spec(spec)
-    if kind == "file":
-        assert path is not None
-        return FileCheckpointStore(path)
-    return TargetCheckpointStore(target_client)
 
 
 def _plain(token: Any) -> dict[str, Any]:
