@@ -494,7 +494,8 @@ async def _finish_now(opts: MigrationOptions, engine: MigrationEngine, source_cl
     query, projection = strategy.build_query() or {}, strategy.projection()
     report.status = "completed"
     report.target_count = await fast_count(target)
-    store, finishing = engine._checkpoint_store(target_client), engine.finishing_options()
+    store = open_store(opts.checkpoint_store, target_client)
+    finishing = engine.finishing_options()
     await finish_indexes(source, target, store, finishing, report, opts.retry)
     await verify_load(source, target, finishing, report, strategy, [], query, projection,
                       opts.retry)

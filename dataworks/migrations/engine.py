@@ -195,7 +195,7 @@ class MigrationEngine:
         )
         query, projection = strategy.build_query() or {}, strategy.projection()
         run_id = run_id_for(opts.source, opts.target, opts.strategy_ref)
-        store = self._checkpoint_store(target_client)
+        store = open_store(self.options.checkpoint_store, target_client)
         report = MigrationReport(
             run_id=run_id,
             source=opts.source.display(),
@@ -601,9 +601,6 @@ class MigrationEngine:
             return FinishingOptions(**{**finishing.__dict__, "verify_mode": mode,
                                        "settle_writes": True})
         return finishing
-
-    def _checkpoint_store(self, target_client: Any) -> CheckpointStore:
-        return open_store(self.options.checkpoint_store, target_client)
 
     async def _save(self, store: CheckpointStore, run_id: str, base: dict[str, Any],
                     watermarks: Watermarks, *, phase: str = COPY, final: bool = False) -> None:
