@@ -285,6 +285,13 @@ class ReadOnlyChangeStream(ReadOnlyCursor):
     def start_at_operation_time(self) -> Any:
         return getattr(self.__stream, "_start_at_operation_time", None)
 
+    @property
+    def buffered(self) -> int | None:
+        """Events of the last page not handed out yet (0: the next `try_next` asks the
+        server); None where the driver does not show it."""
+        data = getattr(getattr(self.__stream, "_cursor", None), "_data", None)
+        return None if data is None else len(data)
+
 
 class RawDocumentBatches:
     """One list of `RawBSONDocument`s per find/getMore reply (one round trip per batch).

@@ -32,7 +32,7 @@ from dataworks.checkpoints.store import (
     CheckpointStore,
     open_store,
 )
-from dataworks.core.clients import ReadOnlyCollection, connect
+from dataworks.core.clients import ReadOnlyChangeStream, ReadOnlyCollection, connect
 from dataworks.core.errors import classify, fatal_error
 from dataworks.core.retry import with_retries
 from dataworks.core.stop import stop_on_signals
@@ -43,6 +43,7 @@ from dataworks.migrations.live_cutover import CutoverGate
 from dataworks.migrations.live_deletes import delete_missing
 from dataworks.migrations.live_events import Change, UnsupportedChange, change_of, collapse
 from dataworks.migrations.live_lag import Lag
+from dataworks.migrations.live_metering import ReplayMetering
 from dataworks.migrations.report import MigrationReport
 from dataworks.migrations.strategy import StrategyContext
 from dataworks.monitoring.logs import event
@@ -135,6 +136,7 @@ class LiveMigration:
         self.key = live_id(self.run_id)
         self.state: dict[str, Any] = {}
         self.strategy: Any = None
+        self.metering: ReplayMetering | None = None
 
     async def run(self) -> MigrationReport:
         opts = self.options
@@ -218,7 +220,16 @@ class LiveMigration:
                 state["phase"] = "replay"
                 await self._save(store, self.key, state)
             await self.strategy.on_start()
-            await self._follow(source, target, store, self.key, state, self.strategy, report)
+            # Cosmos DB: the replay's reads within the RU budget, as the copy's (live_metering)
+            self.metering = ReplayMetering(self.options, self.metrics) if self.cosmos else None
+            try:
+                async with (self.metering.budget(store, self.run_id) if self.metering
+                            else contextlib.nullcontext()):
+                    await self._follow(source, target, store, self.key, state, self.strategy,
+                                       report)
+            finally:
+                if self.metering is not None:
+                    await self.metering.aclose()
         return report
 
     # -- 1. where the stream starts -------------------------------------------------------
@@ -300,7 +311,11 @@ class LiveMigration:
               f"{self.member}: replaying changes from event {resumed_from:,}",
               resumed_from=resumed_from, collection=self.member)
         try:
-            stream = await self._watch(source, state["resume"])
+            if self.metering is not None:
+                async with self.metering.request(self.metering.stream):
+                    stream = await self._watch(self.metering.stream, state["resume"])
+            else:
+                stream = await self._watch(source, state["resume"])
         except OperationFailure as exc:
             raise _resume_error(exc, opts.source.names.uri) from exc
         verdict: dict[str, Any] | None = None
@@ -417,7 +432,11 @@ class LiveMigration:
             if events and _page_drained(stream):
                 break
             asked_at, asked_mono = time.time(), time.monotonic()
-            change = await stream.try_next()
+            if self.metering is not None and not _page_held(stream):  # a round trip: billed
+                async with self.metering.request(self.metering.stream):
+                    change = await stream.try_next()
+            else:
+                change = await stream.try_next()
             if change is None:
                 break
             events.append(change)
@@ -471,9 +490,14 @@ class LiveMigration:
     async def _check_deletes(self, source: ReadOnlyCollection, target: Any,
                              store: CheckpointStore, key: str, state: dict[str, Any], *,
                              full: bool) -> None:
+        metering = self.metering
+        if metering is not None:
+            source = metering.checks
         deleted = await with_retries(
-            lambda: delete_missing(source, target, batch_size=self.options.batch_size,
-                                   always=full),
+            lambda: delete_missing(
+                source, target, batch_size=self.options.batch_size, always=full,
+                request=(lambda: metering.request(metering.checks)) if metering is not None
+                else contextlib.nullcontext),
             self.options.retry, what="comparing _ids for deletes")
         if deleted:
             state["deleted_by_id_check"] = int(state.get("deleted_by_id_check", 0)) + deleted
@@ -516,12 +540,26 @@ def _event_time(change: Any) -> float | None:
     return float(at.time) if isinstance(at, Timestamp) else None
 
 
+def _buffered(stream: Any) -> int | None:
+    """Events of the stream's last page not handed out yet (ReadOnlyChangeStream.buffered;
+    a driver stream keeps them in its cursor's `_data`); None where that cannot be seen."""
+    if isinstance(stream, ReadOnlyChangeStream):
+        return stream.buffered
+    data = getattr(getattr(stream, "_cursor", None), "_data", None)
+    return None if data is None else len(data)
+
+
 def _page_drained(stream: Any) -> bool:
     """Whether the change stream has handed out every event of the page it holds, so that
-    its next `try_next` is a round trip (PyMongo keeps the page in its cursor's `_data`;
-    False where that cannot be seen: then the batch is filled as before)."""
-    data = getattr(getattr(stream, "_cursor", None), "_data", None)
-    return data is not None and len(data) == 0
+    its next `try_next` is a round trip (where that cannot be seen: False, and the batch is
+    filled as before)."""
+    return _buffered(stream) == 0
+
+
+def _page_held(stream: Any) -> bool:
+    """Whether the stream still holds events of its page, so its next `try_next` asks the
+    server nothing (where that cannot be seen: it may ask, and is billed as a request)."""
+    return (_buffered(stream) or 0) > 0
 
 
 def _resume_error(exc: OperationFailure, setting: str) -> BaseException:

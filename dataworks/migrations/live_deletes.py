@@ -10,16 +10,23 @@ type); what the source no longer has is deleted from the target.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from dataworks.core.clients import ReadOnlyCollection
 
+# Wraps one read from the source (waits for the RU budget, charges it: live_metering)
+SourceRequest = Callable[[], contextlib.AbstractAsyncContextManager[None]]
+
 
 async def delete_missing(source: ReadOnlyCollection, target: Any, *, batch_size: int = 1000,
-                         always: bool = False) -> int:
+                         always: bool = False,
+                         request: SourceRequest = contextlib.nullcontext) -> int:
     """Delete target documents whose `_id` the source no longer has; returns how many."""
     if not always:
-        source_count = await source.count_documents({})
+        async with request():
+            source_count = await source.count_documents({})
         target_count = await target.count_documents({})
         if target_count <= source_count:
             return 0
@@ -29,16 +36,18 @@ async def delete_missing(source: ReadOnlyCollection, target: Any, *, batch_size:
     async for doc in cursor:
         batch.append(doc["_id"])
         if len(batch) >= batch_size:
-            deleted += await _delete_gone(source, target, batch)
+            deleted += await _delete_gone(source, target, batch, request)
             batch = []
     if batch:
-        deleted += await _delete_gone(source, target, batch)
+        deleted += await _delete_gone(source, target, batch, request)
     return deleted
 
 
-async def _delete_gone(source: ReadOnlyCollection, target: Any, ids: list[Any]) -> int:
-    present = {_key(d["_id"]) async for d in source.find(
-        {"_id": {"$in": ids}}, {"_id": 1}).batch_size(len(ids))}
+async def _delete_gone(source: ReadOnlyCollection, target: Any, ids: list[Any],
+                       request: SourceRequest) -> int:
+    async with request():  # one round trip: the whole batch fits the first reply
+        present = {_key(d["_id"]) async for d in source.find(
+            {"_id": {"$in": ids}}, {"_id": 1}).batch_size(len(ids)).limit(len(ids))}
     gone = [i for i in ids if _key(i) not in present]
     if not gone:
         return 0

@@ -409,6 +409,8 @@ async def test_live_replay_asks_once_per_page_it_applies(live_pair, unique_db_na
     batch (on MongoDB that one waits up to max_await_ms when nothing new has come)."""
     from pymongo import AsyncMongoClient, monitoring
 
+    from dataworks.core.clients import ReadOnlyChangeStream
+
     class GetMores(monitoring.CommandListener):
         count = 0
 
@@ -429,8 +431,10 @@ async def test_live_replay_asks_once_per_page_it_applies(live_pair, unique_db_na
     client: AsyncMongoClient[Any] = AsyncMongoClient(source_uri, event_listeners=[listener])
     try:
         coll = client[db]["orders"]
-        async with await coll.watch(full_document="updateLookup", batch_size=BATCH,
-                                    max_await_time_ms=100) as stream:
+        # wrapped as the replay's own stream is (ReadOnlyCollection.change_stream)
+        async with ReadOnlyChangeStream(await coll.watch(
+                full_document="updateLookup", batch_size=BATCH,
+                max_await_time_ms=100)) as stream:
             await coll.update_many({"_id": {"$lt": 5}}, {"$inc": {"updates": 1}})
             events = (await migration._next_batch(stream)).events
             assert [e["documentKey"]["_id"] for e in events] == [0, 1, 2, 3, 4]
@@ -482,6 +486,8 @@ async def test_live_replay_caught_up_waits_between_empty_pages(live_pair, unique
 
     from pymongo import AsyncMongoClient, monitoring
 
+    from dataworks.core.clients import ReadOnlyChangeStream
+
     class GetMores(monitoring.CommandListener):
         count = 0
 
@@ -531,3 +537,51 @@ async def test_live_replay_caught_up_waits_between_empty_pages(live_pair, unique
                     await reader
     finally:
         await client.close()
+
+
+async def test_live_replay_from_cosmos_keeps_to_the_ru_budget(live_pair, unique_db_name,
+                                                              tmp_path):
+    """The replay's change-stream pages and `_id` checks on a Cosmos DB source wait for the
+    RU budget and are charged, as the copy's reads are: a backlog of about 1,000 RU at a
+    budget of 50 RU/s takes many seconds instead of one, and the run's RU figures show it."""
+    import asyncio
+    import dataclasses
+
+    from dataworks.errors import Interrupted
+
+    budget = 50.0
+    source_uri, target_uri = live_pair
+    db = unique_db_name
+    seed(source_uri, db, 300)
+    with CosmosStandIn.in_front_of(source_uri, account="acct", key=COSMOS_TEST_KEY) as cosmos:
+        migration = live_migration(cosmos.uri, target_uri, db, tmp_path, idle=None)
+        migration.options = dataclasses.replace(migration.options, ru_per_second=budget)
+        run = asyncio.create_task(migration.run())
+        try:
+            deadline = time.monotonic() + 120
+            while not (live := migration.metrics.live):  # copied: replaying (Cosmos DB
+                assert not run.done(), run.result()  # events carry no time: no lag figure)
+                assert time.monotonic() < deadline, "the replay never started"
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(2)  # caught up, and the bucket refilled: a full second
+            with MongoClient(source_uri) as client:
+                for n in range(10):  # 3,000 change events of ~300 bytes: ~1,000 RU
+                    client[db]["orders"].update_many({}, {"$set": {"v": n}})
+            written_at, spent_before = time.monotonic(), cosmos.counters.request_units
+            while live["events_applied"] < 3000:
+                assert not run.done(), run.result()
+                assert time.monotonic() < written_at + 120, (live, cosmos.counters)
+                await asyncio.sleep(0.05)
+            took = time.monotonic() - written_at
+            spent = cosmos.counters.request_units - spent_before
+            migration.stop.set()
+            with pytest.raises(Interrupted):
+                await asyncio.wait_for(run, 60)
+        finally:
+            run.cancel()
+    assert spent > 600, spent  # the backlog cost what the docstring says
+    # At most the bucket's one second of credit, plus one page's overdraw, ahead of the rate
+    assert took >= (spent - budget - 200) / budget, (took, spent)
+    charged = migration.metrics.request_units_by
+    assert charged.get("source:getMore", 0) >= 0.9 * spent, charged  # the replay's pages
+    assert raw_docs(target_uri, f"{db}_t") == raw_docs(source_uri, db)
