@@ -16,16 +16,25 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import bson
 
 from dataworks.core.clients import Endpoint, ReadOnlyCollection, connect
+from dataworks.core.malloc import fix_mmap_threshold
 from dataworks.errors import DataWorksError, PluginError
 from dataworks.migrations.reader import apply_transform, encode_transformed, user_frame
 from dataworks.migrations.strategy import BaseMigrationStrategy, StrategyContext
 from dataworks.plugins import PluginRef, load_plugin
+
+# Documents a worker decodes, transforms and encodes at a time (issue 19). A decoded ~1.7 KB
+# volvo document is ~11 KB of dicts and strings: 10.7 MB for a 1,000-document batch against
+# ~1 MB for 100. Each worker's peak RSS went from ~56 to ~45 MB, and its CPU per 100,000
+# volvo documents from 3.7-4.3 to 2.9-3.2 s (`_Worker.run` over 30 recorded batches,
+# alternating; fewer, hotter objects), the extra event-loop round per chunk included.
+CHUNK = 100
 
 
 @dataclass(frozen=True)
@@ -88,15 +97,38 @@ class _Worker:
                                    batch_size=plan.batch_size))
 
     def run(self, blob: bytes) -> TransformedBatch:
+        """Decode, transform and encode `CHUNK` documents at a time: only their dicts are
+        alive at once, not a whole batch's (see CHUNK)."""
         counts = _Counts()
-        docs = bson.decode_all(blob)  # dicts, as the in-process path gives `transform`
+        parts: list[bytes] = []
         origins: list[Any] = []
-        out = self.loop.run_until_complete(
-            apply_transform(self.transform, docs, counts, origins))  # type: ignore[arg-type]
-        encoded = encode_transformed(out)
-        return TransformedBatch(b"".join(d.raw for d in encoded), len(encoded),
-                                counts.transformed, counts.dropped,
-                                None if _same_ids(out, origins) else origins)
+        same = True
+        for chunk in chunks(blob, CHUNK):
+            docs = bson.decode_all(chunk)  # dicts, as the in-process path gives `transform`
+            chunk_origins: list[Any] = []
+            out = self.loop.run_until_complete(apply_transform(
+                self.transform, docs, counts, chunk_origins))  # type: ignore[arg-type]
+            del docs
+            encoded = encode_transformed(out)
+            same = same and _same_ids(out, chunk_origins)
+            origins += chunk_origins
+            parts += [d.raw for d in encoded]
+            del out, encoded
+        return TransformedBatch(b"".join(parts), len(parts), counts.transformed,
+                                counts.dropped, None if same else origins)
+
+
+def chunks(blob: bytes, size: int) -> Iterator[bytes]:
+    """The BSON documents of `blob` (back to back), `size` at a time, as bytes."""
+    start = end = count = 0
+    while end < len(blob):
+        end += int.from_bytes(blob[end:end + 4], "little")
+        count += 1
+        if count == size:
+            yield blob[start:end]
+            start, count = end, 0
+    if start < end:
+        yield blob[start:end]
 
 
 def _same_ids(out: list[Any], origins: list[Any]) -> bool:
@@ -124,6 +156,7 @@ def init_worker(plan: WorkerPlan, barrier: Any = None, parent: int | None = None
     # Ctrl-C goes to the whole process group; the main process drains and saves, so the
     # workers must keep transforming until it shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    fix_mmap_threshold()  # batch-sized blobs in and out: not kept in the heap
     # The parent's pid comes from the parent: a worker still starting when the main process
     # was killed would otherwise watch its new parent (init) and never leave.
     _exit_with_parent(parent or os.getppid())
