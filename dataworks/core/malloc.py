@@ -8,7 +8,12 @@ freed size (up to 32 MB), so after the first batch every later batch buffer come
 heap, among small long-lived objects, and the heap keeps the high-water mark of all of them.
 A fixed threshold (setting it turns the raising off) keeps them out of the heap: the main
 process of `dataworks migrate` with the volvo strategy and 2 transform workers peaked at
-153-158 MB without it and 131-133 MB with it (100,000 documents, mongo-java-server pair).
+153-158 MB without it and 131-135 MB with it, all its processes 254-258 vs 227-234 MB
+(100,000 documents, mongo-java-server pair). It is not free: every such buffer is a fresh
+mapping whose pages fault in again (volvo with workers: ~690k instead of ~400k minor faults,
+~0.5 more system CPU-s per 100,000 documents, total CPU unchanged within the noise; the
+pass-through copy: 210k instead of 40k faults, +0.3-0.6 CPU-s on ~2.5, for 15 MB of its
+125-140). So only runs with transform workers set it (TransformPool, init_worker).
 
 Not glibc (musl, macOS) or MALLOC_MMAP_THRESHOLD_ set by the user: nothing is changed.
 """

@@ -37,7 +37,6 @@ from dataworks.core.clients import (
 )
 from dataworks.core.dead_letter import DeadLetterFile, KeptIdsFile
 from dataworks.core.errors import Classified, ErrorKind, classify, fatal_error
-from dataworks.core.malloc import fix_mmap_threshold
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.core.sameness import may_share_a_server, same_collection
 from dataworks.core.stop import stop_on_signals
@@ -140,7 +139,6 @@ class MigrationEngine:
     async def run(self) -> MigrationReport:
         opts = self.options
         _refuse_same_namespace(opts.source, opts.target)
-        fix_mmap_threshold()  # batch-sized buffers out of the heap (core/malloc.py)
         source_client = connect(opts.source)
         target_client = connect(opts.target)
         # w=0 writes get their own connections: a server that answers them anyway (FerretDB

@@ -31,6 +31,7 @@ import bson
 from bson.raw_bson import RawBSONDocument
 
 from dataworks.core.clients import RAW_CODEC, Endpoint
+from dataworks.core.malloc import fix_mmap_threshold
 from dataworks.errors import RunFailed
 from dataworks.migrations.strategy import BaseMigrationStrategy
 from dataworks.migrations.transform_worker import (
@@ -101,6 +102,9 @@ class TransformPool:
     def __init__(self, plan: WorkerPlan, processes: int, metrics: RunMetrics) -> None:
         self.processes = processes
         self.metrics = metrics
+        # This process now sends and receives a blob per batch besides its server traffic:
+        # keep batch-sized buffers out of the heap (core/malloc.py), as the workers do.
+        fix_mmap_threshold()
         self._slots = asyncio.Semaphore(processes * DEPTH)
         self._pending: set[asyncio.Task[Transformed]] = set()
         context = _WorkerContext()

@@ -1,6 +1,7 @@
-"""Batch-sized buffers stay out of glibc's heap in migrate's processes (issue 19,
-dataworks/core/malloc.py): once glibc has freed one mmapped ~2 MB buffer it would serve the
-next ones from the heap (its mmap threshold rises), where they keep the RSS high."""
+"""Batch-sized buffers stay out of glibc's heap in the processes of a migration with transform
+workers (issue 19, dataworks/core/malloc.py): once glibc has freed one mmapped ~2 MB buffer it
+would serve the next ones from the heap (its mmap threshold rises), where they keep the RSS
+high."""
 
 from __future__ import annotations
 
@@ -71,19 +72,22 @@ class _Called(Exception):
     pass
 
 
-def test_a_migration_run_fixes_the_threshold_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    import asyncio
+def test_a_transform_pool_fixes_it_in_the_main_process(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
 
     from dataworks.core.clients import Endpoint
-    from dataworks.migrations import engine
-    from dataworks.migrations.strategy import DefaultStrategy
+    from dataworks.migrations import transform_pool
+    from dataworks.migrations.loading import load_strategy
+    from dataworks.monitoring.metrics import RunMetrics
 
     def called() -> bool:
         raise _Called
 
-    monkeypatch.setattr(engine, "fix_mmap_threshold", called)
-    options = engine.MigrationOptions(source=Endpoint("mongodb://127.0.0.1:1/", "a", "x"),
-                                      target=Endpoint("mongodb://127.0.0.1:1/", "a", "y"),
-                                      strategy_cls=DefaultStrategy)
+    monkeypatch.setattr(transform_pool, "fix_mmap_threshold", called)
+    volvo = Path(__file__).resolve().parents[2] / "user_defined/strategies/volvo_strategy.py"
+    strategy_cls, _ = load_strategy(str(volvo))
     with pytest.raises(_Called):
-        asyncio.run(engine.MigrationEngine(options).run())
+        transform_pool.TransformPool.for_run(
+            strategy_cls, 2, source=Endpoint("mongodb://127.0.0.1:1/", "db", "c"),
+            target_namespace="db.out", batch_size=10, metrics=RunMetrics())
