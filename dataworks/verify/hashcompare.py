@@ -7,6 +7,15 @@ missing or an extra one. Missing and extra documents keep a 16-byte digest; `rec
 pairs those with the same `_id` found in different places (a transform that moves `_id`s
 across partitions, or an `_id` order the server sorts differently from `sort_key`), so the
 result never depends on the two agreeing on order.
+
+A partition marked `natural` (a server that cannot seek `_id` ranges, where an `_id` order is
+a sort of the whole collection before the first batch) is read unsorted on both sides. Two
+copies of a collection usually come back in the same order, so the same slice comparison
+does the work; documents met out of step wait in a bounded buffer, by their bytes, until the
+other side shows the same bytes (identical bytes are the same `_id`, which is unique per
+side). Whatever is left at the end is paired by `_id` (changed) or is missing or extra. When
+the buffer fills up (the two orders really differ), or a cursor fails, the partition is
+compared again from the start in `_id` order: exactness never depends on the order.
 """
 
 from __future__ import annotations
@@ -40,6 +49,13 @@ from dataworks.verify.rawdocs import (
 TransformResult = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 Transform = Callable[[dict[str, Any]], TransformResult | Awaitable[TransformResult]]
 PREFETCH_BATCHES = 4
+# Natural-order comparison: bytes of documents met out of step that may wait for their
+# match (each counted with UNMATCHED_OVERHEAD for its dict entry and object header). Past it,
+# the partition is compared again in `_id` order.
+UNMATCHED_LIMIT_BYTES = 32 * 1024 * 1024
+UNMATCHED_OVERHEAD = 100
+# Documents in step, one by one, before going back to comparing whole slices.
+RESYNC_RUN = 32
 
 
 def digest(document: bytes) -> bytes:
@@ -104,6 +120,7 @@ class Differences:
     extra_total: int = 0
     missing_sum: int = 0
     extra_sum: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def add_missing(self, document: bytes) -> None:
         hashed = digest(document)
@@ -125,6 +142,9 @@ class Differences:
         if self._listed("changed"):
             self.changed[id_key(value)] = value
 
+    def listed(self) -> int:
+        return len(self.missing) + len(self.extra) + len(self.changed)
+
     def _listed(self, kind: str) -> bool:
         if self.budget.take():
             return True
@@ -145,6 +165,7 @@ class Differences:
         self.extra_total += other.extra_total
         self.missing_sum = (self.missing_sum + other.missing_sum) % _DIGEST_MOD
         self.extra_sum = (self.extra_sum + other.extra_sum) % _DIGEST_MOD
+        self.notes.extend(other.notes)
 
     def missing_equals_extra(self) -> bool:
         """Whether the documents missing in their partition are exactly those found extra in
@@ -175,9 +196,11 @@ class _Prefetch:
 
     def __init__(
         self, open_cursor: Callable[[Any], Any], convert: Convert, policy: RetryPolicy,
-        *, counts_progress: bool = False,
+        *, counts_progress: bool = False, resumable: bool = True,
     ) -> None:
         self._counts_progress = counts_progress  # the source side: documents compared
+        self._resumable = resumable  # `_id` order: reopened after the last `_id` delivered
+        self.delivered = 0  # documents read (before `convert`)
         self._open = open_cursor
         self._cursor: Any = None
         self._queue: asyncio.Queue[list[bytes] | BaseException | None] = asyncio.Queue(
@@ -194,7 +217,9 @@ class _Prefetch:
                 async for batch in self._cursor:
                     documents = split_documents(batch)
                     if documents:
-                        last = resume_id(documents[-1])
+                        if self._resumable:
+                            last = resume_id(documents[-1])
+                        self.delivered += len(documents)
                         if self._counts_progress:
                             phase_progress(len(documents))
                     await self._queue.put(await convert(documents))
@@ -202,7 +227,7 @@ class _Prefetch:
             except Exception as exc:  # noqa: BLE001 - classified, then retried or handed on
                 verdict = classify(exc)
                 attempt += 1
-                if verdict.retryable and attempt < policy.max_attempts:
+                if self._resumable and verdict.retryable and attempt < policy.max_attempts:
                     with contextlib.suppress(Exception):
                         await self._cursor.close()
                     await asyncio.sleep(policy.delay(attempt, verdict.retry_after_s))
@@ -250,13 +275,66 @@ async def compare_partition(
     source_query: Mapping[str, Any] | None = None,
     source_projection: Mapping[str, Any] | None = None,
     budget: ListingBudget | None = None,
+    unmatched_limit: int = UNMATCHED_LIMIT_BYTES,
 ) -> Differences:
-    """Merge one partition of both sides in `_id` order. `source_query` and
+    """Compare one partition of both sides: merged in `_id` order, or (`partition.natural`)
+    matched in natural order, falling back to `_id` order. `source_query` and
     `source_projection` narrow the source side only: what a strategy's `build_query()` and
     `projection()` made the migration read."""
-    found = Differences(budget=budget or ListingBudget())
+    budget = budget or ListingBudget()
+    options = {"transform": transform, "batch_size": batch_size,
+               "policy": policy or RetryPolicy(), "source_query": source_query,
+               "source_projection": source_projection}
+    if partition.natural:
+        found = Differences(budget=budget)
+        left: _Prefetch | None = None
+        why = ""
+        try:
+            left, right = _open_sides(source, target, partition, found, natural=True,
+                                      **options)
+            try:
+                await _merge_unordered(left, right, found, unmatched_limit)
+                return found
+            finally:
+                await left.close()
+                await right.close()
+        except _OutOfStep as exc:
+            why = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a failed unsorted cursor cannot resume
+            if not classify(exc).retryable:
+                raise
+            why = f"a cursor failed ({type(exc).__name__}) and cannot resume in natural order"
+        # Start again in `_id` order: give back what this attempt listed and counted.
+        budget.left += found.listed()
+        if left is not None and left.delivered:
+            phase_progress(-left.delivered)
+        retried = await _compare_in_id_order(source, target, partition, budget, **options)
+        retried.notes.append(f"{partition.label}: {why}; compared again in _id order")
+        return retried
+    return await _compare_in_id_order(source, target, partition, budget, **options)
+
+
+async def _compare_in_id_order(
+    source: Any, target: Any, partition: VerifyPartition, budget: ListingBudget,
+    **options: Any,
+) -> Differences:
+    found = Differences(budget=budget)
+    left, right = _open_sides(source, target, partition, found, natural=False, **options)
+    try:
+        await _merge(left, right, found)
+    finally:
+        await left.close()
+        await right.close()
+    return found
+
+
+def _open_sides(
+    source: Any, target: Any, partition: VerifyPartition, found: Differences, *,
+    natural: bool, transform: Transform | None, batch_size: int, policy: RetryPolicy,
+    source_query: Mapping[str, Any] | None, source_projection: Mapping[str, Any] | None,
+) -> tuple[_Prefetch, _Prefetch]:
+    """One prefetching reader per side, sorted by `_id` unless `natural`."""
     query = dict(partition.filter)
-    sort = [("_id", 1)]
 
     async def source_docs(documents: list[bytes]) -> list[bytes]:
         found.source_docs += len(documents)
@@ -271,15 +349,15 @@ async def compare_partition(
         found.target_docs += len(documents)
         return documents
 
-    policy = policy or RetryPolicy()
-
     def reader(collection: Any, extra: Mapping[str, Any] | None = None,
                projection: Mapping[str, Any] | None = None) -> Callable[[Any], Any]:
         def open_cursor(after: Any) -> Any:
             own = resume_query(query, after)
             if extra:
                 own = {"$and": [own, dict(extra)]} if own else dict(extra)
-            options: dict[str, Any] = {"sort": sort, "batch_size": batch_size}
+            options: dict[str, Any] = {"batch_size": batch_size}
+            if not natural:
+                options["sort"] = [("_id", 1)]
             if projection:
                 options["projection"] = dict(projection)
             return collection.find_raw_batches(own, **options)
@@ -287,14 +365,9 @@ async def compare_partition(
         return open_cursor
 
     left = _Prefetch(reader(source, source_query, source_projection), source_docs, policy,
-                     counts_progress=True)
-    right = _Prefetch(reader(target), target_docs, policy)
-    try:
-        await _merge(left, right, found)
-    finally:
-        await left.close()
-        await right.close()
-    return found
+                     counts_progress=True, resumable=not natural)
+    right = _Prefetch(reader(target), target_docs, policy, resumable=not natural)
+    return left, right
 
 
 async def _merge(left: _Prefetch, right: _Prefetch, found: Differences) -> None:
@@ -343,6 +416,141 @@ async def _merge(left: _Prefetch, right: _Prefetch, found: Differences) -> None:
         for document in tgt[j:]:
             found.add_extra(document)
         tgt, j = await right.next(), 0
+
+
+class _OutOfStep(Exception):
+    """The two sides' natural orders differ by more than the unmatched buffer holds."""
+
+
+class _Unmatched:
+    """Documents of both sides met out of step, by their bytes (with a count: the same bytes
+    twice on one side stay two documents), and the bytes they hold."""
+
+    def __init__(self) -> None:
+        self.source: dict[bytes, int] = {}
+        self.target: dict[bytes, int] = {}
+        self.size = 0
+
+    def add(self, side: dict[bytes, int], document: bytes) -> None:
+        side[document] = side.get(document, 0) + 1
+        self.size += len(document) + UNMATCHED_OVERHEAD
+
+    def take(self, side: dict[bytes, int], document: bytes) -> bool:
+        """Remove one `document` from `side`; False when it is not there."""
+        count = side.get(document)
+        if count is None:
+            return False
+        if count == 1:
+            del side[document]
+        else:
+            side[document] = count - 1
+        self.size -= len(document) + UNMATCHED_OVERHEAD
+        return True
+
+    def pair_by_id(self, found: Differences) -> None:
+        """Documents on both sides with the same `_id` (and so different bytes): changed."""
+        by_id: dict[Any, list[bytes]] = {}
+        for document, count in self.target.items():
+            by_id.setdefault(id_key(document_id(document)), []).extend([document] * count)
+        for document, count in list(self.source.items()):
+            for _ in range(count):
+                value = document_id(document)
+                twins = by_id.get(id_key(value))
+                if not twins:
+                    break
+                self.take(self.target, twins.pop())
+                self.take(self.source, document)
+                found.compared += 1
+                found.add_changed(value)
+
+
+async def _merge_unordered(left: _Prefetch, right: _Prefetch, found: Differences,
+                           limit: int) -> None:
+    """Match both sides read in natural order (see the module's doc); raises `_OutOfStep`
+    when more than `limit` bytes of documents wait for their match."""
+    waiting = _Unmatched()
+    src: list[bytes] | None = await left.next()
+    tgt: list[bytes] | None = await right.next()
+    i = j = 0
+    while src is not None and tgt is not None:
+        if i >= len(src):
+            src, i = await left.next(), 0
+            continue
+        if j >= len(tgt):
+            tgt, j = await right.next(), 0
+            continue
+        run = min(len(src) - i, len(tgt) - j)
+        if src[i : i + run] == tgt[j : j + run]:  # the common case: in step, identical
+            found.compared += run
+            found.matched += run
+            i += run
+            j += run
+            continue
+        in_step = 0
+        while i < len(src) and j < len(tgt) and in_step < RESYNC_RUN:
+            a, b = src[i], tgt[j]
+            if a == b:
+                in_step += 1
+                i += 1
+                j += 1
+            elif waiting.take(waiting.target, a):  # the target showed it earlier
+                in_step = 0
+                i += 1
+            elif waiting.take(waiting.source, b):  # the source showed it earlier
+                in_step = 0
+                j += 1
+            else:
+                in_step = 0
+                waiting.add(waiting.source, a)
+                waiting.add(waiting.target, b)
+                i += 1
+                j += 1
+                if waiting.size > limit:
+                    waiting.pair_by_id(found)  # changed documents also wait: pair them
+                    if waiting.size > limit // 2:
+                        raise _OutOfStep(
+                            f"the two sides' natural orders differ by more than "
+                            f"{limit // 2**20} MiB of documents")
+                continue
+            found.compared += 1
+            found.matched += 1
+    # One side has ended: what the other still sends either waited on the ended side, or
+    # has the `_id` of a document that waits there (changed), or is missing / extra.
+    waiting.pair_by_id(found)
+    if src is not None:
+        await _drain(src, i, left, waiting, waiting.target, found, found.add_missing)
+    if tgt is not None:
+        await _drain(tgt, j, right, waiting, waiting.source, found, found.add_extra)
+    for document, count in waiting.source.items():
+        for _ in range(count):
+            found.add_missing(document)
+    for document, count in waiting.target.items():
+        for _ in range(count):
+            found.add_extra(document)
+
+
+async def _drain(batch: list[bytes] | None, start: int, reader: _Prefetch,
+                 waiting: _Unmatched, ended: dict[bytes, int], found: Differences,
+                 alone: Callable[[bytes], None]) -> None:
+    """The rest of the side still sending, from `batch[start]` on, once the other side has
+    ended (`ended`: what still waits from it, with no `_id` in common with the waiting of
+    this side)."""
+    by_id = {id_key(document_id(d)): d for d in ended}
+    while batch is not None:
+        for document in batch[start:]:
+            if ended and waiting.take(ended, document):
+                found.compared += 1
+                found.matched += 1
+                continue
+            if by_id:
+                value = document_id(document)
+                twin = by_id.pop(id_key(value), None)
+                if twin is not None and waiting.take(ended, twin):
+                    found.compared += 1
+                    found.add_changed(value)
+                    continue
+            alone(document)
+        batch, start = await reader.next(), 0
 
 
 async def hash_compare(

@@ -7,6 +7,9 @@ without `$sample` (FerretDB) gets a single partition: such servers do not push `
 down to an index either (measured on FerretDB 1.24: a 1/8 range costs 70% of a full scan),
 so splitting would multiply scans instead of sharing one. The same holds for any server
 whose `explain` says an `_id` range is a collection scan (`PartitionPlanner.can_seek`).
+Such a server also sorts the whole collection in memory before a cursor sorted by `_id`
+returns its first batch, so that single partition is read in natural order (`natural`):
+see `hashcompare.compare_partition`.
 """
 
 from __future__ import annotations
@@ -36,10 +39,15 @@ SAMPLES_PER_PARTITION = 32
 
 @dataclass(frozen=True)
 class VerifyPartition:
-    """One slice of the `_id` space, read identically from both sides."""
+    """One slice of the `_id` space, read identically from both sides.
+
+    `natural`: read both sides unsorted (a server that cannot seek `_id` ranges sorts the
+    whole collection for an `_id` order) and match documents in any order, within a bounded
+    buffer; past it the partition is compared again in `_id` order."""
 
     filter: Mapping[str, Any] = field(default_factory=dict)
     label: str = "all"
+    natural: bool = False
 
 
 def _ranges(alias: str, bounds: list[Any]) -> list[VerifyPartition]:
@@ -92,8 +100,10 @@ async def plan_partitions(
     except PyMongoError:  # a throttled or failed explain: plan as before, from the sample
         seeks = True
     if not seeks:
-        # Each range would be read by a full scan (and sorted): one partition reads it once.
-        return [VerifyPartition()], "single partition: the source cannot seek _id ranges"
+        # Each range would be read by a full scan (and sorted): one partition reads it once,
+        # unsorted, as the server stores it.
+        return [VerifyPartition(label="natural order", natural=True)], (
+            "single partition in natural order: the source cannot seek _id ranges")
     size = count * SAMPLES_PER_PARTITION
     try:
         cursor = await source.raw.aggregate(

@@ -12,6 +12,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from dataworks.core.clients import ReadOnlyCollection
 from dataworks.core.retry import RetryPolicy, with_retries
 from dataworks.errors import UserError
+from dataworks.migrations.partitioning import NATURAL
 from dataworks.verify.counting import (
     COUNT_LIMIT_MS,
     CountMeter,
@@ -27,9 +28,12 @@ from dataworks.verify.sample import sample_compare
 
 
 def as_verify_partition(part: Any) -> VerifyPartition:
-    """Accept the migration engine's `Partition` (anything with `query()`) as well."""
+    """Accept the migration engine's `Partition` (anything with `query()`) as well; its
+    `natural` partition (a source that cannot seek `_id` ranges) is read in natural order."""
     if isinstance(part, VerifyPartition):
         return part
+    if getattr(part, "group", None) == NATURAL and callable(getattr(part, "query", None)):
+        return VerifyPartition(part.query(), "natural order", natural=True)
     if callable(getattr(part, "query", None)):
         return VerifyPartition(part.query(), f"{getattr(part, 'group', '')} "
                                              f"{getattr(part, 'index', '')}".strip())
@@ -60,7 +64,8 @@ async def verify(
     """Compare `source` (read only) with `target`.
 
     - count: document counts on both sides (a transform is not applied: see the note).
-    - hash: every document, byte for byte, in `_id` order per partition, in parallel.
+    - hash: every document, byte for byte, in `_id` order per partition, in parallel (one
+      partition in natural order where the source cannot seek `_id` ranges).
     - sample: `sample_size` random source documents looked up on the target by `_id`.
 
     `transform(doc) -> doc | [docs] | None` (may be async) turns a decoded source document
@@ -137,6 +142,7 @@ def _fill_hash_report(report: VerifyReport, found: Differences, max_listed: int)
     report.source_count, report.target_count = found.source_docs, found.target_docs
     report.compared, report.matched = found.compared, found.matched
     report.changed_ids = _sorted_ids(found.changed.values())
+    report.notes.extend(found.notes)
     unlisted = dict(found.unlisted)
     if found.missing_equals_extra() and (found.missing or found.extra or unlisted.get(
             "missing") or unlisted.get("extra")):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from dataworks import commands
 from dataworks.config import load_settings
@@ -23,6 +23,23 @@ from dataworks.migrations.partitioning import NATURAL, PartitionPlanner
 from dataworks.testing.mongojava import MongoJavaServer
 from dataworks.verify import verify
 from tests.migration_helpers import load, mixed_documents, raw_by_id
+
+
+class _Finds(monitoring.CommandListener):
+    """The `find` commands a client sent, as (collection, sort)."""
+
+    def __init__(self) -> None:
+        self.finds: list[tuple[str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self.finds.append((event.command["find"], event.command.get("sort")))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +56,9 @@ async def test_a_source_whose_ranges_scan_is_read_in_natural_order_and_verified_
         explaining_source, target_uri, unique_db_name, tmp_path):
     docs = mixed_documents(2_500, seed=11)  # ObjectId, string and number `_id`s
     load(explaining_source, unique_db_name, "orders", docs)
-    client: AsyncMongoClient[Any] = AsyncMongoClient(explaining_source)
+    source_finds, target_finds = _Finds(), _Finds()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(explaining_source,
+                                                     event_listeners=[source_finds])
     try:
         source = ReadOnlyCollection(client[unique_db_name]["orders"])
         planner = PartitionPlanner(source)
@@ -58,7 +77,8 @@ async def test_a_source_whose_ranges_scan_is_read_in_natural_order_and_verified_
         assert raw_by_id(target_uri, unique_db_name + "_t", "orders") == raw_by_id(
             explaining_source, unique_db_name, "orders")
 
-        target_client: AsyncMongoClient[Any] = AsyncMongoClient(target_uri)
+        target_client: AsyncMongoClient[Any] = AsyncMongoClient(target_uri,
+                                                                event_listeners=[target_finds])
         try:
             checked = await verify(source, target_client[unique_db_name + "_t"]["orders"],
                                    "hash", parallelism=4)
@@ -68,6 +88,11 @@ async def test_a_source_whose_ranges_scan_is_read_in_natural_order_and_verified_
         assert checked.equal and checked.matched == len(docs)
         assert checked.partitions == 1
         assert "cannot seek" in checked.method
+        # read once per side, unsorted: a sort by `_id` would sort the whole collection in
+        # the server's memory before the first batch
+        assert source_finds.finds == [("orders", None)]
+        assert target_finds.finds == [("orders", None)]
+        assert not checked.notes
     finally:
         await client.drop_database(unique_db_name)
         await client.close()

@@ -249,3 +249,124 @@ async def test_differences_beyond_the_listing_limit_are_counted_not_listed():
     assert (report.missing_count, report.extra_count, report.changed_count) == (600, 30, 1)
     assert not report.equal
     assert report.to_dict()["missing_count"] == 600 and len(report.to_dict()["missing_ids"]) < 25
+
+
+class _NaturalFake:
+    """A collection that returns its documents in the order given (its natural order) unless
+    the cursor is sorted; records each cursor's sort. `fail_after`: the first unsorted cursor
+    drops after that many batches."""
+
+    def __init__(self, docs: list[dict], batch: int, fail_after: int | None = None) -> None:
+        self._natural = [bson.encode(d) for d in docs]
+        self._sorted = [bson.encode(d) for d in sorted(docs, key=lambda d: sort_key(d["_id"]))]
+        self._batch, self.fail_after, self.sorts = batch, fail_after, []
+
+    def find_raw_batches(self, query, **kwargs):
+        self.sorts.append(kwargs.get("sort"))
+        if kwargs.get("sort"):
+            return _FakeCursor(self._sorted, self._batch)
+        cursor = _FakeCursor(self._natural, self._batch)
+        limit, self.fail_after = self.fail_after, None
+        if limit is None:
+            return cursor
+
+        async def gen():
+            for n, batch in enumerate(cursor._batches):
+                if n == limit:
+                    raise AutoReconnect("connection reset")
+                yield batch
+
+        return _Iter(gen)
+
+
+def _shuffled_in_windows(docs: list[dict], rng: random.Random, window: int) -> list[dict]:
+    """What concurrent insert workers leave: the order kept, but batches swapped nearby."""
+    out = []
+    for start in range(0, len(docs), window):
+        part = docs[start:start + window]
+        rng.shuffle(part)
+        out += part
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_natural_order_match_finds_exactly_the_differences(seed):
+    """Both sides read unsorted (a source that cannot seek): same differences as the `_id`
+    merge, whatever the two natural orders, without a sort and without a second read."""
+    rng = random.Random(seed)
+    source = [{"_id": i if i % 3 else f"s{i}", "v": i} for i in range(3000)]
+    rng.shuffle(source)  # natural order is not `_id` order
+    target = _shuffled_in_windows([dict(d) for d in source], rng, 64)
+    deleted = {target.pop(rng.randrange(len(target)))["_id"] for _ in range(7)}
+    changed = set()
+    for _ in range(5):
+        doc = target[rng.randrange(len(target))]
+        doc["v"] = -1
+        changed.add(doc["_id"])
+    changed_type = next(d for d in target if isinstance(d["_id"], int) and d["_id"] not in
+                        changed | deleted)
+    changed_type["_id"] = float(changed_type["_id"])  # the same `_id` to the server
+    changed.add(changed_type["_id"])
+    extra = {f"zz{i}" for i in range(3)} | {10_000}
+    for e in extra:
+        target.insert(rng.randrange(len(target)), {"_id": e})
+    target += [{"_id": f"tail{i}"} for i in range(2)]  # extra after the source's end
+    extra |= {"tail0", "tail1"}
+    left, right = _NaturalFake(source, 97), _NaturalFake(target, 64)
+    found = await compare_partition(left, right, VerifyPartition(natural=True))
+    found.reconcile()
+    assert left.sorts == [None] and right.sorts == [None]
+    assert not found.notes
+    assert {v for v, _ in found.missing.values()} == deleted
+    assert {v for v, _ in found.extra.values()} == extra
+    assert set(found.changed.values()) == changed
+    assert found.matched == 3000 - len(deleted) - len(changed)
+    assert found.compared == 3000 - len(deleted)
+    assert (found.source_docs, found.target_docs) == (3000, len(target))
+
+    # a target missing its last third (a copy that stopped): every one of them is missing
+    cut = _NaturalFake(source[:2000], 64)
+    found = await compare_partition(_NaturalFake(source, 97), cut,
+                                    VerifyPartition(natural=True))
+    assert found.matched == 2000 and len(found.missing) == 1000 and not found.extra
+
+
+async def test_natural_orders_too_far_apart_are_compared_again_in_id_order():
+    """Past the unmatched buffer the partition is read again sorted, from scratch: the result
+    (and the shared listing budget) is that of the `_id` merge."""
+    source = [{"_id": i, "v": i} for i in range(2000)]
+    target = [dict(d) for d in reversed(source)]
+    target[10]["v"] = -1
+    del target[500]
+    left, right = _NaturalFake(source, 100), _NaturalFake(target, 100)
+    budget = ListingBudget(10)
+    found = await compare_partition(left, right, VerifyPartition(natural=True),
+                                    budget=budget, unmatched_limit=20_000)
+    assert left.sorts == [None, [("_id", 1)]] and right.sorts == [None, [("_id", 1)]]
+    assert found.notes and "compared again in _id order" in found.notes[0]
+    assert found.matched == 1998 and found.source_docs == 2000
+    assert {v for v, _ in found.missing.values()} == {source[-501]["_id"]}
+    assert set(found.changed.values()) == {target[10]["_id"]}
+    assert budget.left == 8
+
+
+async def test_a_failed_natural_order_cursor_is_compared_again_in_id_order():
+    """An unsorted cursor cannot resume after an `_id`: a dropped one makes the partition be
+    read again sorted (where reopening after the last `_id` works)."""
+    docs = [{"_id": i, "v": i} for i in range(1000)]
+    flaky = _NaturalFake(docs, 100, fail_after=3)
+    found = await compare_partition(
+        flaky, _NaturalFake(docs, 100), VerifyPartition(natural=True),
+        policy=RetryPolicy(base_delay_s=0.001, max_delay_s=0.001),
+    )
+    assert flaky.sorts == [None, [("_id", 1)]]
+    assert found.matched == 1000 and found.source_docs == 1000
+    assert "AutoReconnect" in found.notes[0]
+
+
+def test_the_engines_natural_partition_is_verified_in_natural_order():
+    from dataworks.migrations.partitioning import NATURAL, Partition
+    from dataworks.verify.run import as_verify_partition
+
+    assert as_verify_partition(Partition(0, NATURAL)).natural
+    assert not as_verify_partition(Partition(0, "objectId", 1, 9)).natural
