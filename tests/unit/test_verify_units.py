@@ -12,6 +12,7 @@ from bson import Decimal128, Int64, ObjectId
 from pymongo.errors import AutoReconnect
 
 from dataworks.core.retry import RetryPolicy
+from dataworks.monitoring.metrics import RunMetrics, current_run
 from dataworks.verify.hashcompare import (
     Differences,
     ListingBudget,
@@ -340,8 +341,11 @@ async def test_natural_orders_too_far_apart_are_compared_again_in_id_order():
     del target[500]
     left, right = _NaturalFake(source, 100), _NaturalFake(target, 100)
     budget = ListingBudget(10)
-    found = await compare_partition(left, right, VerifyPartition(natural=True),
-                                    budget=budget, unmatched_limit=20_000)
+    metrics = RunMetrics()
+    with current_run(metrics), metrics.in_phase("verifying", total=2000):
+        found = await compare_partition(left, right, VerifyPartition(natural=True),
+                                        budget=budget, unmatched_limit=20_000)
+        assert metrics.phase_done == 2000  # the abandoned attempt's reads are taken back
     assert left.sorts == [None, [("_id", 1)]] and right.sorts == [None, [("_id", 1)]]
     assert found.notes and "compared again in _id order" in found.notes[0]
     assert found.matched == 1998 and found.source_docs == 2000
@@ -370,3 +374,38 @@ def test_the_engines_natural_partition_is_verified_in_natural_order():
 
     assert as_verify_partition(Partition(0, NATURAL)).natural
     assert not as_verify_partition(Partition(0, "objectId", 1, 9)).natural
+
+
+async def test_natural_order_pairs_changed_documents_whenever_they_meet():
+    """A changed document is named changed (not missing plus extra) whether its two versions
+    meet in step, after the other side ended, or when the buffer fills: a target where every
+    document changed (a wrong transform) never overflows it."""
+    source = [{"_id": i, "v": i} for i in range(200)]
+    target = [{"_id": 199, "v": -1}] + [dict(d) for d in source[:198]]  # 198 missing
+    found = await compare_partition(_NaturalFake(source, 50), _NaturalFake(target, 50),
+                                    VerifyPartition(natural=True))
+    assert set(found.changed.values()) == {199}
+    assert {v for v, _ in found.missing.values()} == {198} and not found.extra
+    assert found.matched == 198 and found.compared == 199
+
+    changed = [{"_id": i, "v": -i - 1} for i in range(2000)]
+    left = _NaturalFake([{"_id": i, "v": i} for i in range(2000)], 100)
+    right = _NaturalFake(changed, 100)
+    found = await compare_partition(left, right, VerifyPartition(natural=True),
+                                    unmatched_limit=20_000)
+    assert left.sorts == [None] and not found.notes
+    assert len(found.changed) == 2000 and found.compared == 2000 and not found.missing
+
+
+async def test_a_natural_order_attempt_gives_back_the_listing_budget_it_used():
+    """What the abandoned natural-order attempt listed is not lost to the `_id` merge that
+    replaces it."""
+    source = [{"_id": i, "v": i} for i in range(2000)]
+    target = [{"_id": i, "v": -1} for i in range(150)] + list(reversed(source[150:]))
+    budget = ListingBudget(10)
+    found = await compare_partition(_NaturalFake(source, 100), _NaturalFake(target, 100),
+                                    VerifyPartition(natural=True), budget=budget,
+                                    unmatched_limit=20_000)
+    assert found.notes  # compared again in `_id` order
+    assert len(found.changed) == 10 and found.unlisted == {"changed": 140}
+    assert budget.left == 0
