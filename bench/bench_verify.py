@@ -7,7 +7,8 @@
 
 Loads the same N documents (about 190 bytes of BSON each: ObjectId `_id`, numbers, strings,
 an array, an embedded document) into a source and a target, then times hash verification,
-which reads both sides in `_id` order and compares every document's raw bytes. Without URIs,
+which reads both sides (in `_id` order, or in natural order where the source cannot seek
+`_id` ranges, as on both servers here) and compares every document's raw bytes. Without URIs,
 two servers are started on loopback (FerretDB by default; `--server mongojava`: a
 mongo-java-server pair with `--explain`, as in `python -m bench`).
 
@@ -15,7 +16,8 @@ Without `--json`: `verify(mode="hash")` in this process; `--ceiling` also times 
 raw scan of the source alone. With `--json` (what `python -m bench` runs), every contender is
 measured the same way and one JSON object is printed:
 - two full raw scans in parallel, one per side (`find_raw_batches`, 1,000 per batch), in
-  natural order and sorted by `_id` (what a hash verification has to read);
+  natural order (what a hash verification reads from a source that cannot seek `_id`
+  ranges) and sorted by `_id` (what it reads from one that can);
 - `dataworks verify --mode hash` (the command, a subprocess: wall time, CPU, peak RSS);
 - `dataworks migrate --verify none` of the same documents, and of their first tenth, into a
   fresh collection of the target: the client's peak memory at N and N/10.

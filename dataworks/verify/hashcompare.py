@@ -300,7 +300,7 @@ async def compare_partition(
                 await right.close()
         except _OutOfStep as exc:
             why = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a failed unsorted cursor cannot resume
+        except Exception as exc:
             if not classify(exc).retryable:
                 raise
             why = f"a cursor failed ({type(exc).__name__}) and cannot resume in natural order"

@@ -19,8 +19,7 @@ from dataworks.verify.counting import (
     count_by_partition,
     partition_filters,
 )
-from dataworks.verify.hashcompare import MAX_LISTED_IDS, Transform, hash_compare
-from dataworks.verify.hashcompare import Differences
+from dataworks.verify.hashcompare import MAX_LISTED_IDS, Differences, Transform, hash_compare
 from dataworks.verify.partitions import VerifyPartition, plan_partitions, uncovered_id_groups
 from dataworks.verify.rawdocs import sort_key
 from dataworks.verify.report import VerifyMode, VerifyReport
