@@ -2,20 +2,24 @@
 
     dataworks generate --source user_defined/generators/volvo_generator.py --total 1000000
 
-How it stays fast (~20 µs per document instead of ~100 µs for dict + bson.encode):
+How it stays fast (~8 µs per document on this project's 2-core test machine, instead of
+~100 µs for dict + bson.encode):
 - Everything that repeats across orders is encoded once in `__init__`: dealers with their
   workshops, customers, service advisors, technicians, and a pool of priced jobs (operation
   code, labour hours, parts with quantities and prices). The pools are drawn from the run's
   seed, so every worker process builds the same pools.
 - Per batch, all random numbers come from one `randbytes` call viewed as 32-bit integers.
 - Per order only the varying values (order number, VIN, registration, mileage, dates,
-  statuses, totals) are packed, and the pieces are joined into one BSON document.
+  statuses, totals) are packed, and the pieces are joined into one BSON document: each
+  pooled value is stored with its key, and the runs of fixed-width elements (the totals, the
+  dates at the end) are packed by one `struct` call each. The draws are a list of ints.
 `generate_document()` still returns a plain dict (it decodes the same bytes), so code written
 for the original framework keeps working.
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import bson
@@ -218,82 +222,114 @@ class VolvoServiceOrderGenerator(BaseDataGenerator):
         self.type_values = [bf.string_value(t) for t in self.order_types]
 
     # --- the hot loop ----------------------------------------------------------------
+    def _hot_tables(self) -> tuple[Any, ...]:
+        """Per-run lookup tables for `encode_batch`, derived from the pools (no random draws):
+        what can be joined once is joined once (a dealer with its currency element and VAT
+        rate, a VIN's constant head, a status with whether it is done)."""
+        tables = getattr(self, "_tables", None)
+        if tables is None:
+            dealers = []
+            for dealer, market in self.dealers:
+                _, currency, vat, _ = MARKETS[market]
+                dealers.append((_K_DEALER + dealer, _K_CURRENCY + _CURRENCY[currency], vat))
+            kinds = [(head, f"YV1{vds}", y0, y1 - y0 + 1)
+                     for head, vds, _, y0, y1 in self.vehicle_kinds]
+            statuses = [(_K_STATUS + v, v in _DONE_VALUES) for v in self.status_values]
+            tables = self._tables = (
+                dealers, kinds, statuses,
+                [_K_CUSTOMER + c for c in self.customers],
+                [_K_ADVISOR + a for a in self.advisors],
+                self.jobs,
+                [_K_COLOR + c for c in self.colors],
+                [_K_NOTES + n for n in self.notes],
+                [_K_TYPE + t for t in self.type_values],
+                [_K_PAYMENT + p for p in self.payments],
+                [_K_CHANNEL + c for c in self.channels],
+            )
+        return tables
+
     def encode_batch(self, start: int, count: int) -> list[bytes]:
-        """`count` orders as BSON; one `randbytes` call feeds every random choice."""
-        u = memoryview(self.random.randbytes(count * DRAWS * 4)).cast("I")
-        p32, p64, pf, sv = bf.pack_i32, bf.pack_i64, bf.pack_f64, bf.string_value
-        dealers, customers, advisors, jobs = self.dealers, self.customers, self.advisors, self.jobs
-        kinds, colors, notes = self.vehicle_kinds, self.colors, self.notes
-        statuses, types = self.status_values, self.type_values
-        payments, channels = self.payments, self.channels
+        """`count` orders as BSON; one `randbytes` call feeds every random choice.
+
+        The bytes are those of the straightforward encoding (each value packed after its
+        key, sub-documents wrapped in their length); fixed-width runs of elements are packed
+        with one `struct` call each (see `_TOTALS`, `_TAIL_DONE`, `_TAIL_OPEN`)."""
+        u = memoryview(self.random.randbytes(count * DRAWS * 4)).cast("I").tolist()
+        p32, sv = bf.pack_i32, bf.string_value
+        (dealers, kinds, statuses, customers, advisors, jobs, colors, notes, types, payments,
+         channels) = self._hot_tables()
         n_dealers, n_customers, n_advisors = len(dealers), len(customers), len(advisors)
         n_jobs, n_kinds, n_colors, n_notes = len(jobs), len(kinds), len(colors), len(notes)
         n_status, n_types = len(statuses), len(types)
-        job_key = [bf.array_key(bf.T_DOCUMENT, i) for i in range(4)]
+        job_key0, job_key1, job_key2 = (bf.array_key(bf.T_DOCUMENT, i) for i in range(3))
         vin_chars = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+        year_codes = YEAR_CODES
+        totals_pack, done_pack, open_pack = _TOTALS.pack, _TAIL_DONE.pack, _TAIL_OPEN.pack
+        warranty = (_K_WARRANTY + b"\x01", _K_WARRANTY + b"\x00")
         out = []
         append = out.append
         for i in range(count):
             o = i * DRAWS
-            index = start + i
-            dealer, market = dealers[u[o] % n_dealers]
-            _, currency, vat, _ = MARKETS[market]
-            head, vds, _, y0, y1 = kinds[u[o + 1] % n_kinds]
-            year = y0 + u[o + 2] % (y1 - y0 + 1)
-            serial = u[o + 3] % 1_000_000
-            vin = f"YV1{vds}{vin_chars[u[o + 4] % 10 + 23]}{YEAR_CODES[year]}" \
-                  f"{PLANTS[u[o + 5] % 6]}{serial:06d}"
-            reg = f"{vin_chars[u[o + 6] % 23]}{vin_chars[u[o + 7] % 23]}" \
-                  f"{vin_chars[u[o + 8] % 23]} {u[o + 9] % 900 + 100}"
-            mileage = (2025 - year) * 12_000 + u[o + 10] % 25_000 + 400
-            n = 1 + (u[o + 11] % 3 == 0) + (u[o + 12] % 5 == 0)
-            labour_h = 0.0
-            parts_sum = 0.0
-            job_parts = []
-            for j in range(n):
-                encoded, hours, parts_total = jobs[u[o + 13 + j] % n_jobs]
-                job_parts.append(job_key[j] + encoded)
+            (r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16, r17,
+             r18, r19, r20, r21, r22, r23) = u[o:o + DRAWS]
+            dealer, currency, vat = dealers[r0 % n_dealers]
+            head, vin_head, y0, years = kinds[r1 % n_kinds]
+            year = y0 + r2 % years
+            vin = f"{vin_head}{vin_chars[r4 % 10 + 23]}{year_codes[year]}" \
+                  f"{PLANTS[r5 % 6]}{r3 % 1_000_000:06d}"
+            reg = f"{vin_chars[r6 % 23]}{vin_chars[r7 % 23]}{vin_chars[r8 % 23]} {r9 % 900 + 100}"
+            mileage = (2025 - year) * 12_000 + r10 % 25_000 + 400
+            # 1-3 jobs from draws 13, 14, 15; sums start from the first job's (0.0 + x == x)
+            encoded, labour_h, parts_sum = jobs[r13 % n_jobs]
+            jobs_body = job_key0 + encoded
+            if r11 % 3 == 0 or r12 % 5 == 0:
+                encoded, hours, parts_total = jobs[r14 % n_jobs]
+                jobs_body += job_key1 + encoded
                 labour_h += hours
                 parts_sum += parts_total
-            rate = 95.0 + (u[o + 17] % 60)
+                if r11 % 3 == 0 and r12 % 5 == 0:
+                    encoded, hours, parts_total = jobs[r15 % n_jobs]
+                    jobs_body += job_key2 + encoded
+                    labour_h += hours
+                    parts_sum += parts_total
+            rate = 95.0 + (r17 % 60)
             labour = round(labour_h * rate, 2)
-            discount = round((parts_sum + labour) * (u[o + 18] % 4) * 0.05, 2)
+            discount = round((parts_sum + labour) * (r18 % 4) * 0.05, 2)
             net = parts_sum + labour - discount
             tax = round(net * vat, 2)
-            created = START_MS + (u[o + 19] % SPAN_S) * 1000 + u[o + 20] % 1000
-            scheduled = created + (1 + u[o + 21] % 14) * DAY_MS
-            status = statuses[u[o + 22] % n_status]
-            done = status in _DONE_VALUES
-            completed = scheduled + (u[o + 23] % 480) * 60_000
-            jobs_body = b"".join(job_parts)
+            created = START_MS + (r19 % SPAN_S) * 1000 + r20 % 1000
+            scheduled = created + (1 + r21 % 14) * DAY_MS
+            status, done = statuses[r22 % n_status]
             vehicle = b"".join((
-                _K_VIN, sv(vin), head, _K_YEAR, p32(year), _K_COLOR, colors[u[o + 6] % n_colors],
-                _K_REG, sv(reg), _K_MILEAGE, p32(mileage),
+                _K_VIN_18, vin.encode(), b"\x00", head, _K_YEAR, p32(year), colors[r6 % n_colors],
+                _K_REG_8, reg.encode(), b"\x00", _K_MILEAGE, p32(mileage),
             ))
-            totals = b"".join((
-                _K_LABOUR_H, pf(round(labour_h, 1)), _K_RATE, pf(rate), _K_LABOUR, pf(labour),
-                _K_PARTS, pf(round(parts_sum, 2)), _K_DISCOUNT, pf(discount),
-                _K_TAX, pf(tax), _K_TOTAL, pf(round(net + tax, 2)), _K_CURRENCY, _CURRENCY[currency],
-            ))
+            if done:
+                completed = scheduled + (r23 % 480) * 60_000
+                tail = done_pack(_K_CREATED, created, _K_SCHEDULED, scheduled, _K_COMPLETED,
+                                 completed, _K_UPDATED, completed, _K_VERSION, 1 + r21 % 7)
+            else:
+                tail = open_pack(_K_CREATED, created, _K_SCHEDULED, scheduled,
+                                 _K_COMPLETED_NULL, _K_UPDATED, scheduled, _K_VERSION,
+                                 1 + r21 % 7)
             body = b"".join((
-                _K_ORDER, sv(f"SO-{index:010d}"),
-                _K_TYPE, types[u[o + 12] % n_types],
-                _K_STATUS, status,
-                _K_CHANNEL, channels[u[o + 9] % 5],
+                _K_ORDER, sv(f"SO-{start + i:010d}"),
+                types[r12 % n_types],
+                status,
+                channels[r9 % 5],
                 _K_VEHICLE, p32(len(vehicle) + 5), vehicle, b"\x00",
-                _K_DEALER, dealer,
-                _K_CUSTOMER, customers[u[o + 14] % n_customers],
-                _K_ADVISOR, advisors[u[o + 15] % n_advisors],
+                dealer,
+                customers[r14 % n_customers],
+                advisors[r15 % n_advisors],
                 _K_JOBS, p32(len(jobs_body) + 5), jobs_body, b"\x00",
-                _K_TOTALS, p32(len(totals) + 5), totals, b"\x00",
-                _K_PAYMENT, payments[u[o + 16] % 5],
-                _K_WARRANTY, b"\x01" if u[o + 18] % 10 == 0 else b"\x00",
-                _K_NOTES, notes[u[o + 20] % n_notes],
-                _K_CREATED, p64(created),
-                _K_SCHEDULED, p64(scheduled),
-                *((_K_COMPLETED, p64(completed)) if done else (_K_COMPLETED_NULL,)),
-                _K_UPDATED, p64(completed if done else scheduled),
-                _K_VERSION, p32(1 + u[o + 21] % 7),
+                totals_pack(_K_TOTALS, _TOTALS_SIZE, _K_LABOUR_H, round(labour_h, 1), _K_RATE,
+                            rate, _K_LABOUR, labour, _K_PARTS, round(parts_sum, 2),
+                            _K_DISCOUNT, discount, _K_TAX, tax, _K_TOTAL, round(net + tax, 2)),
+                currency, b"\x00",
+                payments[r16 % 5],
+                warranty[r18 % 10 != 0],
+                notes[r20 % n_notes],
+                tail,
             ))
             append(p32(len(body) + 5) + body + b"\x00")
         return out
@@ -340,3 +376,24 @@ _K_COMPLETED = bf.key(bf.T_DATETIME, "completedAt")
 _K_COMPLETED_NULL = bf.key(bf.T_NULL, "completedAt")
 _K_UPDATED = bf.key(bf.T_DATETIME, "updatedAt")
 _K_VERSION = bf.key(bf.T_INT32, "revision")
+_K_VIN_18 = _K_VIN + bf.pack_i32(18)  # a VIN is 17 ASCII characters
+_K_REG_8 = _K_REG + bf.pack_i32(8)  # a registration number is 7 (three letters, three digits)
+
+
+def _keyed(head: str, keyed: list[tuple[bytes, str]]) -> struct.Struct:
+    """One Struct for a run of elements: `head`'s fields, then each element's key (passed
+    as bytes) and its value's format."""
+    return struct.Struct("<" + head + "".join(f"{len(k)}s{f}" for k, f in keyed))
+
+
+# The totals element up to its currency: key, document length (constant: every currency code
+# has three letters) and seven doubles with their keys; the currency element and the
+# document's closing byte follow.
+_TOTALS_KEYS = (_K_LABOUR_H, _K_RATE, _K_LABOUR, _K_PARTS, _K_DISCOUNT, _K_TAX, _K_TOTAL)
+_TOTALS = _keyed(f"{len(_K_TOTALS)}si", [(k, "d") for k in _TOTALS_KEYS])
+_TOTALS_SIZE = 4 + sum(len(k) + 8 for k in _TOTALS_KEYS) + len(_K_CURRENCY) + 8 + 1
+# The last five elements of an order: with a completion date, or with completedAt null.
+_TAIL_DONE = _keyed("", [(_K_CREATED, "q"), (_K_SCHEDULED, "q"), (_K_COMPLETED, "q"),
+                         (_K_UPDATED, "q"), (_K_VERSION, "i")])
+_TAIL_OPEN = _keyed(f"{len(_K_CREATED)}sq{len(_K_SCHEDULED)}sq{len(_K_COMPLETED_NULL)}s",
+                    [(_K_UPDATED, "q"), (_K_VERSION, "i")])
