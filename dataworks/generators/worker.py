@@ -13,7 +13,7 @@ import signal
 from dataclasses import dataclass
 
 from dataworks.generators.base import BaseDataGenerator
-from dataworks.generators.ids import batch_seed, id_prefix, with_ids
+from dataworks.generators.ids import batch_seed, id_prefix, joined_with_ids
 from dataworks.generators.source import GeneratorSource, build_generator
 from dataworks.plugins import PluginRef, load_plugin
 
@@ -52,7 +52,7 @@ class BatchMaker:
                 f"{type(self.generator).__name__}.encode_batch({start}, {count}) returned "
                 f"{len(docs)} documents"
             )
-        return BuiltBatch(index, count, b"".join(with_ids(docs, start, self.prefix)))
+        return BuiltBatch(index, count, joined_with_ids(docs, start, self.prefix))
 
 
 _maker: BatchMaker | None = None
