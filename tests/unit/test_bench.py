@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from bench._common import VOLVO, encoded_batches, raw_documents, run_measured
-from bench.run import IN_PROCESS_VOLVO, add_ratios, summarize_profile, table
+from bench.run import IN_PROCESS_VOLVO, add_ratios, source_warm_up, summarize_profile, table
 
 
 def test_run_measured_pipeline_counts_both_processes(tmp_path: Path) -> None:
@@ -86,3 +86,19 @@ def test_summarize_profile(tmp_path: Path) -> None:
     assert summary["areas"]["startup: imports"] == 30.0
     assert summary["areas"]["insert_many: encode, send, await reply"] == 50.0
     assert summary["self_top"][0] == ("_write (x.py)", 50, 50.0)
+
+
+def test_the_source_jvm_gets_the_ceilings_warm_up_before_generation() -> None:
+    """The generate row is held to the ceiling, whose insert runs on a JVM its sweep warmed:
+    the source JVM gets the same sweep first (mongo-java-server), FerretDB nothing."""
+    import argparse
+
+    args = argparse.Namespace(sweep_docs=20_000, seed=42, batch_size=1000,
+                              ceiling_concurrency="1,2,4,8")
+    argv = source_warm_up("mongojava", "mongodb://127.0.0.1:1/", args)
+    assert argv is not None and argv[1:3] == ["-m", "bench.ceiling"]
+    flags = dict(zip(argv[3::2], argv[4::2]))
+    assert flags == {"--uri": "mongodb://127.0.0.1:1/", "--db": "bench", "--total": "20000",
+                     "--seed": "42", "--batch-size": "1000", "--concurrency": "1,2,4,8",
+                     "--sweep-docs": "20000"}
+    assert source_warm_up("ferretdb", "mongodb://127.0.0.1:1/", args) is None
