@@ -97,7 +97,7 @@ def _workers_skip_the_console_script() -> None:
     """Generation and transform workers are spawned processes, and spawn runs the parent's
     main script again in each child (as `__mp_main__`) unless it is a package's `__main__`
     module. The `dataworks` console script is a three-line shim that imports this CLI, so
-    each worker imported the whole CLI before its first batch (~0.4 CPU-s and ~20 MB each;
+    each worker imported the whole CLI before its first batch (~0.4 CPU-s and ~25 MB each;
     `python -m dataworks` never did). When `__main__` is such a shim, i.e. it has no spec and
     its `main` is this function, it gets the spec `python -m dataworks` has: spawned
     children then skip it, and import only their own modules, by name."""
