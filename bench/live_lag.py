@@ -110,6 +110,21 @@ def due(rate: float, started: float, done: int) -> float:
     return started + done / rate
 
 
+def next_change(ids: IdPool, rng: random.Random) -> tuple[int, float]:
+    """The next change's `_id` and kind (< 0.3 insert, < 0.6 update, < 0.8 replace, else
+    delete), the pool kept as the source will be once it is made."""
+    kind = rng.random()
+    if (kind < 0.3 or not ids) and len(ids) < ids.capacity:
+        kind = min(kind, 0.0)  # an insert (also when nothing is left to change)
+        i = ids.absent()
+        ids.add(i)
+    else:
+        i = ids.pick()
+        if kind >= 0.8:
+            ids.remove(i)
+    return i, kind
+
+
 def operation(i: int, kind: float, v: float) -> Any:
     """The write `change` sends for (i, kind, v), as a bulk_write operation."""
     if kind < 0.3:
@@ -152,15 +167,7 @@ async def write_ticked(uri: str, rate: float, seconds: float, docs: int, tick: f
             due_now = min(math.floor((now - started) * rate), math.ceil(seconds * rate)) - done
             ops = []
             for _ in range(max(due_now, 0)):
-                kind = rng.random()
-                if (kind < 0.3 or not ids) and len(ids) < ids.capacity:
-                    kind = min(kind, 0.0)
-                    i = ids.absent()
-                    ids.add(i)
-                else:
-                    i = ids.pick()
-                    if kind >= 0.8:
-                        ids.remove(i)
+                i, kind = next_change(ids, rng)
                 ops.append(operation(i, kind, rng.random()))
             if ops:
                 await slots.acquire()
@@ -222,15 +229,7 @@ async def write_paced(uri: str, rate: float, seconds: float, docs: int,
             if wait > 0:
                 await asyncio.sleep(wait)
             await slots.acquire()
-            kind = rng.random()
-            if (kind < 0.3 or not ids) and len(ids) < ids.capacity:
-                kind = min(kind, 0.0)  # an insert (also when nothing is left to change)
-                i = ids.absent()
-                ids.add(i)
-            else:
-                i = ids.pick()
-                if kind >= 0.8:
-                    ids.remove(i)
+            i, kind = next_change(ids, rng)
             task = asyncio.create_task(change(i, kind, rng.random()))
             pending.add(task)
             task.add_done_callback(pending.discard)

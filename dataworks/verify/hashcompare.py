@@ -370,6 +370,18 @@ def _open_sides(
     return left, right
 
 
+def _identical_run(src: list[bytes], i: int, tgt: list[bytes], j: int,
+                   found: Differences) -> int:
+    """The common case, one list comparison for the rest of both batches: how many
+    documents from `src[i]` and `tgt[j]` on are identical (all or nothing), counted."""
+    run = min(len(src) - i, len(tgt) - j)
+    if src[i : i + run] != tgt[j : j + run]:
+        return 0
+    found.compared += run
+    found.matched += run
+    return run
+
+
 async def _merge(left: _Prefetch, right: _Prefetch, found: Differences) -> None:
     src: list[bytes] | None = await left.next()
     tgt: list[bytes] | None = await right.next()
@@ -381,10 +393,7 @@ async def _merge(left: _Prefetch, right: _Prefetch, found: Differences) -> None:
         if j >= len(tgt):
             tgt, j = await right.next(), 0
             continue
-        run = min(len(src) - i, len(tgt) - j)
-        if src[i : i + run] == tgt[j : j + run]:  # the common case: identical documents
-            found.compared += run
-            found.matched += run
+        if run := _identical_run(src, i, tgt, j, found):
             i += run
             j += run
             continue
@@ -479,10 +488,7 @@ async def _merge_unordered(left: _Prefetch, right: _Prefetch, found: Differences
         if j >= len(tgt):
             tgt, j = await right.next(), 0
             continue
-        run = min(len(src) - i, len(tgt) - j)
-        if src[i : i + run] == tgt[j : j + run]:  # the common case: in step, identical
-            found.compared += run
-            found.matched += run
+        if run := _identical_run(src, i, tgt, j, found):
             i += run
             j += run
             continue
